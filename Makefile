@@ -1,0 +1,47 @@
+# Thin wrappers: every target is a documented one-liner. `make help` lists them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv test test-unit test-aws test-e2e lint demo bench envtest-bin clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+venv: $(STAMP)  ## create .venv with rolekeeper installed editable (+ dev tools)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+envtest-bin:  ## build (once, cached) kube-apiserver, etcd, kubectl from the Go module proxy
+	bash hack/build-envtest.sh
+
+test: venv envtest-bin  ## the whole suite: lint, unit, aws (moto server), e2e (real kube-apiserver)
+	$(MAKE) lint
+	$(BIN)/python -m pytest tests
+
+test-unit: venv  ## pure-core tests only
+	$(BIN)/python -m pytest tests/unit
+
+test-aws: venv  ## tests against a moto server process
+	$(BIN)/python -m pytest tests/aws
+
+test-e2e: venv envtest-bin  ## operator end to end on a local control plane
+	$(BIN)/python -m pytest tests/e2e
+
+lint: venv  ## ruff + mypy --strict on controller/
+	$(BIN)/ruff check controller tests bench
+	$(BIN)/mypy controller
+
+demo: venv  ## the main job end to end: control plane, AWS endpoint, operator, examples, drift fixed
+	$(BIN)/python -m tests.harness.demo
+
+bench: venv envtest-bin  ## benchmarks; prints a table and writes bench/results/latest.json
+	$(BIN)/python -m bench.run
+
+clean:  ## remove the venv and caches in the checkout (not ~/.cache/rolekeeper)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
