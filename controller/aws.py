@@ -1,0 +1,136 @@
+"""boto3 plumbing: one session, IAM/STS clients with adaptive retries, caller identity, call counts.
+
+Endpoints, credentials and region come from boto3's standard chain (AWS_ENDPOINT_URL_IAM,
+AWS_PROFILE, IRSA web identity, ...), so nothing here knows whether AWS is real or a local
+emulator. Every IAM call is counted through a botocore event hook: metrics and tests read the
+same counter, and the operator's own code never has to remember to count.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_iam import IAMClient
+
+CallListener = Callable[[str, str], None]  # (operation, error code or "") after each IAM call
+
+
+@dataclass
+class CallCounter:
+    """Thread-safe tally of IAM calls by operation, and of errors by (operation, code)."""
+
+    calls: Counter[str] = field(default_factory=Counter)
+    errors: Counter[tuple[str, str]] = field(default_factory=Counter)
+    listeners: list[CallListener] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, operation: str, error_code: str) -> None:
+        with self._lock:
+            self.calls[operation] += 1
+            if error_code:
+                self.errors[(operation, error_code)] += 1
+        for listener in self.listeners:
+            listener(operation, error_code)
+
+    def total(self, writes_only: bool = False) -> int:
+        with self._lock:
+            return sum(
+                n
+                for op, n in self.calls.items()
+                if not writes_only or not op.startswith(("Get", "List"))
+            )
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.calls)
+
+
+@dataclass(frozen=True)
+class Clients:
+    """What reconcile needs to talk to one AWS account."""
+
+    iam: IAMClient
+    account_id: str
+    partition: str
+    counter: CallCounter
+
+
+def client_config(max_attempts: int = 8) -> Config:
+    # Adaptive mode adds client-side rate limiting on throttles: a burst of reconciles slows
+    # down together instead of each retrying at full speed (the retry storm peers suffer from).
+    return Config(
+        retries={"mode": "adaptive", "max_attempts": max_attempts},
+        connect_timeout=5,
+        read_timeout=30,
+        max_pool_connections=32,
+        user_agent_extra="rolekeeper",
+    )
+
+
+def connect(session: boto3.session.Session | None = None, max_attempts: int = 8) -> Clients:
+    """Build IAM/STS clients from the standard chain and resolve the account id and partition."""
+    session = session or boto3.session.Session()
+    region = session.region_name or "us-east-1"  # IAM is global; STS needs some region
+    config = client_config(max_attempts)
+    iam = session.client("iam", region_name=region, config=config)
+    sts = session.client("sts", region_name=region, config=config)
+    identity = sts.get_caller_identity()
+    arn = identity["Arn"]
+    counter = CallCounter()
+    count_calls(iam, counter)
+    return Clients(
+        iam=iam,
+        account_id=identity["Account"],
+        partition=arn.split(":")[1] if arn.startswith("arn:") else "aws",
+        counter=counter,
+    )
+
+
+def count_calls(client: Any, counter: CallCounter) -> None:
+    """Register a hook that records every API call (each retry attempt counts: that is what AWS
+    sees and bills against the rate limit)."""
+
+    def on_response(http_response: Any, parsed: Any, model: Any, **_: Any) -> None:
+        code = ""
+        if isinstance(parsed, dict):
+            code = parsed.get("Error", {}).get("Code", "") or ""
+        if (
+            not code
+            and http_response is not None
+            and getattr(http_response, "status_code", 200) >= 500
+        ):
+            code = str(http_response.status_code)
+        counter.record(model.name, code)
+
+    def on_exception(exception: Any, model: Any = None, **_: Any) -> None:
+        # Connection-level failures never produce a response; still one attempt made.
+        if exception is not None and model is not None:
+            counter.record(model.name, type(exception).__name__)
+
+    events = client.meta.events
+    events.register("needs-retry.iam", _retry_observer(on_response, on_exception))
+
+
+def _retry_observer(
+    on_response: Callable[..., None], on_exception: Callable[..., None]
+) -> Callable[..., None]:
+    """`needs-retry` fires once per attempt with either a response or an exception."""
+
+    def observe(
+        response: Any = None, caught_exception: Any = None, operation: Any = None, **_: Any
+    ) -> None:
+        if response is not None:
+            http_response, parsed = response
+            on_response(http_response=http_response, parsed=parsed, model=operation)
+        elif caught_exception is not None:
+            on_exception(exception=caught_exception, model=operation)
+
+    return observe

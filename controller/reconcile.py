@@ -1,0 +1,220 @@
+"""One reconcile step for one object: observe AWS, plan against the spec, apply, report.
+
+Contract (what callers — the Kopf handlers, tests, benchmarks — may rely on):
+
+- **Idempotent.** Calling `reconcile` again after any outcome, or after a crash at any point,
+  converges to the same AWS state; a second call on a converged object makes only read calls.
+- **Level-based.** The decision uses the spec and what AWS holds now, never the event or diff
+  that triggered the call.
+- **Concurrency.** Safe to run concurrently for *different* objects. The caller serialises calls
+  for the same object (Kopf does, per object).
+- **Ownership.** Never writes to an entity that does not carry this object's owner tag, unless
+  the entity is absent (create) or untagged with `adopt: true` (tag, then manage). `finalize`
+  never deletes an entity it does not own; an entity owned by someone else is left untouched.
+- **Errors.** Transient AWS errors are raised (`RetryableError`) for the caller to back off;
+  terminal ones are returned as an `Outcome` with `Ready=False` and AWS's message. `finalize`
+  never reports success while AWS still holds what it should delete.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from controller import apply, observe, plan
+from controller.apply import AWSError, DeleteConflict, TerminalError
+from controller.aws import Clients
+from controller.model import Desired, Entity, Role, SpecError
+from controller.plan import Action, Ownership
+from controller.status import Reason, Verdict
+
+log = logging.getLogger(__name__)
+
+OnApplied = Callable[[Action], None]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one reconcile or finalize concluded (Crossplane's ExternalObservation, plus effects)."""
+
+    verdict: Verdict
+    exists: bool
+    up_to_date: bool
+    applied: tuple[Action, ...] = ()
+    drift: tuple[str, ...] = ()  # what differed from the spec before applying, in words
+
+    @property
+    def ready(self) -> bool:
+        return self.verdict.ready
+
+
+def reconcile(
+    clients: Clients,
+    desired: Desired,
+    observed: Entity | None = None,
+    *,
+    fresh: bool = False,
+    known_arn: str = "",
+    on_applied: OnApplied | None = None,
+) -> Outcome:
+    """Make AWS match `desired`.
+
+    `observed` may come from an account snapshot: when it already matches, no further call is
+    made; when it differs, the entity is re-read before anything is written (the snapshot may be
+    stale). `fresh=True` says `observed` was just read and can be trusted as is.
+    `known_arn` is the ARN recorded in status: a spec naming a different entity is refused.
+    """
+    renamed = _renamed(desired, known_arn)
+    if renamed:
+        return _invalid(renamed, exists=True)
+    if observed is not None and not fresh:
+        verdict = plan.ownership(desired, observed)
+        if verdict.allowed:
+            try:
+                if not plan.plan(desired, observed):
+                    return _synced(observed)
+            except SpecError as exc:
+                return _invalid(str(exc), exists=True)
+        observed = None  # differs or unclear: decide on a fresh read
+    if observed is None:
+        observed = observe.read(clients.iam, desired.entity)
+    verdict = plan.ownership(desired, observed)
+    if not verdict.allowed:
+        assert observed is not None
+        message = plan.refusal_message(desired, observed, verdict)
+        return Outcome(Verdict(False, Reason.CONFLICT, message), exists=True, up_to_date=False)
+    try:
+        actions = plan.plan(desired, observed)
+    except SpecError as exc:
+        return _invalid(str(exc), exists=observed is not None)
+    if not actions:
+        assert observed is not None
+        return _synced(observed)
+    drift = tuple(a.summary for a in actions) if observed is not None else ()
+    try:
+        done = apply.execute(clients.iam, actions, on_applied)
+    except TerminalError as exc:
+        return Outcome(
+            Verdict(False, Reason.AWS_ERROR, _explain(exc), *_ids(observed)),
+            exists=observed is not None or any(a.api.startswith("Create") for a in exc.applied),
+            up_to_date=False,
+            applied=exc.applied,
+            drift=drift,
+        )
+    arn, entity_id = _ids(observed)
+    for result in done:
+        created = result.response.get("Role") or result.response.get("User")
+        if result.action.api in ("CreateRole", "CreateUser") and created:
+            arn = created["Arn"]
+            entity_id = created.get("RoleId") or created.get("UserId", "")
+    return Outcome(
+        Verdict(True, Reason.SYNCED, _synced_message(desired, observed is None), arn, entity_id),
+        exists=True,
+        up_to_date=True,
+        applied=tuple(a.action for a in done),
+        drift=drift,
+    )
+
+
+def finalize(clients: Clients, desired: Desired, on_applied: OnApplied | None = None) -> Outcome:
+    """Delete (or, with Retain, release) what `desired` owns in AWS; success only once clean.
+
+    One DeleteConflict (something attached between our read and our delete) is answered by a
+    re-read and a re-plan; a second one is raised for the caller to retry later.
+    """
+    applied: list[Action] = []
+
+    def record(action: Action) -> None:
+        applied.append(action)
+        if on_applied is not None:
+            on_applied(action)
+
+    for attempt in range(2):
+        observed = observe.read(clients.iam, desired.entity, credentials=True)
+        if observed is None:
+            return _gone(desired, applied)
+        verdict = plan.ownership(desired, observed)
+        if verdict is not Ownership.OWNED:
+            log.info(
+                "%s: leaving %s %s in AWS: %s",
+                desired.ref.owner,
+                _kind(observed),
+                observed.name,
+                "not owned by this object",
+            )
+            return _gone(desired, applied, left=True)
+        if desired.deletion_policy == "Retain":
+            apply.execute(clients.iam, plan.plan_release(observed), record)
+            return _gone(desired, applied, left=True)
+        try:
+            apply.execute(clients.iam, plan.plan_delete(observed), record)
+            return _gone(desired, applied)
+        except DeleteConflict:
+            if attempt:
+                raise
+            log.info("%s: DeleteConflict, re-reading %s", desired.ref.owner, observed.name)
+    raise AssertionError("unreachable")
+
+
+# --- outcomes ---------------------------------------------------------------------------------
+
+
+def _kind(entity: Entity) -> str:
+    return "role" if isinstance(entity, Role) else "user"
+
+
+def _ids(entity: Entity | None) -> tuple[str, str]:
+    if entity is None:
+        return "", ""
+    return entity.arn, entity.role_id if isinstance(entity, Role) else entity.user_id
+
+
+def _synced(observed: Entity) -> Outcome:
+    arn, entity_id = _ids(observed)
+    return Outcome(
+        Verdict(True, Reason.SYNCED, f"IAM {_kind(observed)} is in sync", arn, entity_id),
+        exists=True,
+        up_to_date=True,
+    )
+
+
+def _synced_message(desired: Desired, created: bool) -> str:
+    kind = "role" if isinstance(desired.entity, Role) else "user"
+    return f"IAM {kind} {'created' if created else 'updated'} and in sync"
+
+
+def _invalid(message: str, exists: bool) -> Outcome:
+    return Outcome(Verdict(False, Reason.INVALID_SPEC, message), exists=exists, up_to_date=False)
+
+
+def _gone(desired: Desired, applied: list[Action], left: bool = False) -> Outcome:
+    kind = "role" if isinstance(desired.entity, Role) else "user"
+    message = (
+        f"IAM {kind} {desired.aws_name} left in AWS"
+        if left
+        else f"IAM {kind} {desired.aws_name} deleted"
+    )
+    return Outcome(
+        Verdict(False, Reason.DELETING, message),
+        exists=False,
+        up_to_date=True,
+        applied=tuple(applied),
+    )
+
+
+def _renamed(desired: Desired, known_arn: str) -> str:
+    if not known_arn:
+        return ""
+    known_name = known_arn.rsplit("/", 1)[-1]
+    if known_name == desired.aws_name:
+        return ""
+    field = "roleName" if isinstance(desired.entity, Role) else "userName"
+    return (
+        f"spec.{field}: is immutable; this object manages {known_name!r} "
+        f"(status.arn {known_arn}), not {desired.aws_name!r}. Create a new object to rename"
+    )
+
+
+def _explain(exc: AWSError) -> str:
+    return f"AWS rejected {exc.operation}: {exc.code}: {exc.aws_message}"

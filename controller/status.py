@@ -1,0 +1,98 @@
+"""Pure status rendering: a verdict (ready, reason, message) to the `.status` of a custom resource.
+
+Kubernetes convention (metav1.Condition): `lastTransitionTime` moves only when the condition's
+status flips, so that a status rewritten with the same meaning is byte-for-byte the same and the
+handler can skip the write entirely (no heartbeat writes, no watch-event storms).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+
+class Reason(enum.StrEnum):
+    """The fixed set of reasons on the Ready condition; dashboards and alerts key on these."""
+
+    SYNCED = "Synced"
+    CREATING = "Creating"
+    UPDATING = "Updating"
+    DRIFTED = "Drifted"
+    INVALID_SPEC = "InvalidSpec"
+    CONFLICT = "Conflict"
+    AWS_ERROR = "AWSError"
+    THROTTLED = "Throttled"
+    DELETING = "Deleting"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a reconcile attempt concluded, before it is rendered as a condition."""
+
+    ready: bool
+    reason: Reason
+    message: str
+    arn: str = ""
+    entity_id: str = ""
+
+
+def render(
+    previous: Mapping[str, Any] | None,
+    verdict: Verdict,
+    generation: int,
+    id_field: str,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The full status our fields should have; keeps the old transition time unless status flips.
+
+    `id_field` is `roleId` or `userId`. ARN and id survive a failed attempt (an error on update
+    does not make the role's ARN unknown).
+    """
+    previous = previous or {}
+    status_word = "True" if verdict.ready else "False"
+    old = _ready_condition(previous)
+    if old is not None and old.get("status") == status_word and old.get("lastTransitionTime"):
+        transition = str(old["lastTransitionTime"])
+    else:
+        transition = _timestamp(now)
+    condition = {
+        "type": "Ready",
+        "status": status_word,
+        "reason": str(verdict.reason),
+        "message": _truncate(verdict.message),
+        "lastTransitionTime": transition,
+        "observedGeneration": generation,
+    }
+    return {
+        "arn": verdict.arn or previous.get("arn", ""),
+        id_field: verdict.entity_id or previous.get(id_field, ""),
+        "observedGeneration": generation,
+        "conditions": [condition],
+    }
+
+
+def changed(previous: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
+    """Whether writing `new` would change any field we own (Kopf's own keys are ignored)."""
+    previous = previous or {}
+    return any(previous.get(key) != value for key, value in new.items())
+
+
+def _ready_condition(status: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    for condition in status.get("conditions") or ():
+        if isinstance(condition, Mapping) and condition.get("type") == "Ready":
+            return condition
+    return None
+
+
+def _timestamp(now: datetime | None) -> str:
+    return (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+MAX_MESSAGE = 1024  # keep AWS's message readable in `kubectl describe` and within object limits
+
+
+def _truncate(message: str) -> str:
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…"
