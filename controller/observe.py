@@ -51,8 +51,14 @@ def read_role(iam: IAMClient, name: str) -> Role | None:
     )
 
 
-def read_user(iam: IAMClient, name: str, credentials: bool = False) -> User | None:
-    """GetUser + attached, inline, groups; with `credentials`, everything that blocks DeleteUser."""
+def read_user(
+    iam: IAMClient, name: str, credentials: bool = False, rare_credentials: bool = False
+) -> User | None:
+    """GetUser + attached, inline, groups; with `credentials`, what blocks DeleteUser.
+
+    `rare_credentials` also lists service-specific credentials (CodeCommit, Keyspaces): few users
+    have them, so finalize asks only after a DeleteConflict.
+    """
     try:
         raw = iam.get_user(UserName=name)["User"]
     except ClientError as exc:
@@ -76,13 +82,13 @@ def read_user(iam: IAMClient, name: str, credentials: bool = False) -> User | No
         permissions_boundary=_boundary(raw),
         groups=frozenset(g["GroupName"] for g in groups),
         tags=_tags(raw.get("Tags")),
-        credentials=read_credentials(iam, name) if credentials else None,
+        credentials=read_credentials(iam, name, rare_credentials) if credentials else None,
         arn=raw["Arn"],
         user_id=raw["UserId"],
     )
 
 
-def read_credentials(iam: IAMClient, name: str) -> Credentials:
+def read_credentials(iam: IAMClient, name: str, rare: bool = False) -> Credentials:
     """Everything attached to a user that IAM refuses to delete the user over."""
     try:
         iam.get_login_profile(UserName=name)
@@ -95,8 +101,10 @@ def read_credentials(iam: IAMClient, name: str) -> Credentials:
     mfa = _pages(iam, "list_mfa_devices", "MFADevices", UserName=name)
     certs = _pages(iam, "list_signing_certificates", "Certificates", UserName=name)
     ssh = _pages(iam, "list_ssh_public_keys", "SSHPublicKeys", UserName=name)
-    service = iam.list_service_specific_credentials(UserName=name).get(
-        "ServiceSpecificCredentials", []
+    service = (
+        iam.list_service_specific_credentials(UserName=name).get("ServiceSpecificCredentials", [])
+        if rare
+        else []
     )
     return Credentials(
         access_keys=tuple(k["AccessKeyId"] for k in keys),
@@ -108,11 +116,13 @@ def read_credentials(iam: IAMClient, name: str) -> Credentials:
     )
 
 
-def read(iam: IAMClient, entity: Entity, credentials: bool = False) -> Entity | None:
+def read(
+    iam: IAMClient, entity: Entity, credentials: bool = False, rare_credentials: bool = False
+) -> Entity | None:
     """Re-read whatever kind `entity` is, by its name."""
     if isinstance(entity, Role):
         return read_role(iam, entity.name)
-    return read_user(iam, entity.name, credentials=credentials)
+    return read_user(iam, entity.name, credentials, rare_credentials)
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,9 @@ def finalize(clients: Clients, desired: Desired, on_applied: OnApplied | None = 
             on_applied(action)
 
     for attempt in range(2):
-        observed = observe.read(clients.iam, desired.entity, credentials=True)
+        observed = observe.read(
+            clients.iam, desired.entity, credentials=True, rare_credentials=attempt > 0
+        )
         if observed is None:
             return _gone(desired, applied)
         verdict = plan.ownership(desired, observed)

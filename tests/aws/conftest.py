@@ -1,0 +1,50 @@
+"""Fixtures for the aws tier: one moto server process per session, reached over HTTP by boto3."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from controller import aws
+from tests.harness import moto
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[moto.MotoServer]:
+    server = moto.start()
+    saved = {key: os.environ.get(key) for key in server.env}
+    os.environ.update(server.env)
+    try:
+        yield server
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def clients(moto_server: moto.MotoServer) -> aws.Clients:
+    """Fresh clients (and a fresh call counter) per test."""
+    return aws.connect(boto3.session.Session())
+
+
+@pytest.fixture
+def iam(moto_server: moto.MotoServer) -> Any:
+    """A separate client standing for a human in the console: its calls are not counted."""
+    return boto3.session.Session().client("iam", region_name="us-east-1")
+
+
+@pytest.fixture
+def unique() -> Callable[[str], str]:
+    """Fresh AWS names per test, so tests never see each other's entities."""
+    return lambda prefix: f"{prefix}-{os.getpid()}-{next(_names)}"
