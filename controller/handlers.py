@@ -1,0 +1,376 @@
+"""Kopf wiring: translate Kubernetes events into reconcile/finalize calls, and outcomes into status.
+
+No IAM decisions are made here: `reconcile` decides; this module parses the object, serialises
+work per object, runs the blocking boto3 work on a bounded thread pool, writes status only when
+it changes, posts Events for every AWS change and every error, and maps errors to Kopf's retry
+semantics. Deletion only ever raises `TemporaryError`: a `PermanentError` would make Kopf drop
+the finalizer while AWS still holds the entity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import logging
+import random
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import kopf
+
+from controller import aws, metrics, model, observe, status
+from controller.apply import AWSError, PrincipalNotReady, RetryableError, TerminalError
+from controller.model import Desired, Role, SpecError, User
+from controller.plan import Action
+from controller.reconcile import Outcome, finalize, reconcile
+from controller.status import Reason, Verdict
+from controller.sweep import Sweeper
+
+GROUP = "iam.rolekeeper.dev"
+VERSION = "v1alpha1"
+PLURALS = ("iamroles", "iamusers")
+# Chosen once, never to change: renaming them would orphan finalizers and progress on upgrade.
+FINALIZER = f"{GROUP}/finalizer"
+ANNOTATION_PREFIX = GROUP
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Operator settings from the command line (`rolekeeper run --help`)."""
+
+    drift_interval: float = 60.0
+    workers: int = 16  # threads for boto3 calls; bounds concurrent reconciles
+    principal_window: float = 120.0  # how long "Invalid principal" is treated as IAM lag
+    max_backoff: float = 300.0
+    limits: model.Limits = model.DEFAULT_LIMITS
+
+
+@dataclass
+class Runtime:
+    """Per-process state shared by all handlers (kept in Kopf's memo)."""
+
+    config: Config
+    clients: aws.Clients
+    executor: concurrent.futures.ThreadPoolExecutor
+    sweeper: Sweeper
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    reasons: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def lock(self, uid: str) -> asyncio.Lock:
+        return self.locks.setdefault(uid, asyncio.Lock())
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
+
+    def track(self, uid: str, kind: str, reason: str | None) -> None:
+        """Keep the objects-by-reason gauge exact: recount only the two affected series."""
+        old = self.reasons.pop(uid, None)
+        if reason is not None:
+            self.reasons[uid] = (kind, reason)
+        counts = Counter(self.reasons.values())
+        for series in {old, (kind, reason) if reason else None} - {None}:
+            assert series is not None
+            metrics.OBJECTS.labels(kind=series[0], reason=series[1]).set(counts[series])
+
+
+# --- lifecycle --------------------------------------------------------------------------------
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    config: Config = getattr(memo, "config", None) or Config()
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix=ANNOTATION_PREFIX
+    )
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+    )
+    # Only our own explicit change events and warnings become Kubernetes Events.
+    settings.posting.level = logging.WARNING
+    settings.execution.max_workers = config.workers
+    # Reconnect watches well before proxies/load balancers cut idle streams.
+    settings.watching.server_timeout = 270
+    settings.watching.client_timeout = 300
+    settings.watching.connect_timeout = 10
+    clients = await asyncio.to_thread(aws.connect)
+    clients.counter.listeners.append(metrics.record_aws_call)
+    executor = concurrent.futures.ThreadPoolExecutor(
+        max_workers=config.workers, thread_name_prefix="aws"
+    )
+
+    async def take_snapshot() -> observe.AccountSnapshot:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(executor, observe.snapshot, clients.iam)
+
+    memo.runtime = Runtime(
+        config=config,
+        clients=clients,
+        executor=executor,
+        sweeper=Sweeper(take_snapshot, config.drift_interval),
+    )
+    log.info("connected to AWS account %s (%s)", clients.account_id, clients.partition)
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    runtime: Runtime | None = getattr(memo, "runtime", None)
+    if runtime is not None:
+        runtime.executor.shutdown(wait=False, cancel_futures=True)
+
+
+# --- create / update / resume -----------------------------------------------------------------
+
+
+async def on_change(
+    body: kopf.Body,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    retry: int,
+    runtime: Any,
+    **_: Any,
+) -> None:
+    rt: Runtime = memo.runtime
+    uid = str(body.metadata.uid)
+    async with rt.lock(uid):
+        desired = _parse_or_report(rt, body, status, patch)
+        if desired is None:
+            return
+        rt.sweeper.managed[uid] = desired.entity
+        await _reconcile(rt, body, status, patch, desired, "change", retry, runtime.total_seconds())
+
+
+async def drift_check(
+    body: kopf.Body, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo, **_: Any
+) -> None:
+    rt: Runtime = memo.runtime
+    uid = str(body.metadata.uid)
+    if status.get("observedGeneration") != body.meta.get("generation"):
+        return  # a spec change is still being handled; it will reconcile anyway
+    async with rt.lock(uid):
+        desired = _parse_or_report(rt, body, status, patch)
+        if desired is None:
+            return
+        found, hint = await rt.sweeper.lookup(uid, desired.entity)
+        metrics.SNAPSHOT_AGE.set(rt.sweeper.snapshot_age)
+        # On a transient failure the next interval tries again; status already says why.
+        with contextlib.suppress(kopf.TemporaryError):
+            await _reconcile(
+                rt, body, status, patch, desired, "drift", 0, 0.0, observed=hint if found else None
+            )
+
+
+async def on_delete(
+    body: kopf.Body,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    retry: int,
+    **_: Any,
+) -> None:
+    rt: Runtime = memo.runtime
+    uid = str(body.metadata.uid)
+    kind = str(body["kind"])
+    desired = _desired_for_delete(rt, body, status)
+    if desired is None:
+        rt.sweeper.forget(uid)
+        rt.track(uid, kind, None)
+        return  # never created anything in AWS
+    async with rt.lock(uid):
+        with metrics.RECONCILE_SECONDS.labels(kind=kind, trigger="delete").time():
+            try:
+                outcome = await rt.run(finalize, rt.clients, desired)
+            except AWSError as exc:
+                _post_applied(body, exc.applied, drift=False)
+                message = f"cannot delete IAM {_noun(desired)} yet: {exc}"
+                _write_status(
+                    rt,
+                    body,
+                    status,
+                    patch,
+                    Verdict(
+                        False,
+                        Reason.DELETING if isinstance(exc, RetryableError) else Reason.AWS_ERROR,
+                        message,
+                    ),
+                )
+                kopf.warn(body, reason="DeleteFailed", message=message)
+                metrics.RECONCILES.labels(kind=kind, trigger="delete", result="retry").inc()
+                # Terminal or not, the finalizer stays until AWS is clean: retry, slower when
+                # a human has to act (permissions, a foreign attachment AWS refuses to drop).
+                delay = _backoff(retry, rt.config.max_backoff)
+                if isinstance(exc, TerminalError):
+                    delay = rt.config.max_backoff
+                raise kopf.TemporaryError(message, delay=delay) from exc
+    _post_applied(body, outcome.applied, drift=False)
+    metrics.RECONCILES.labels(kind=kind, trigger="delete", result="deleted").inc()
+    rt.sweeper.forget(uid)
+    rt.locks.pop(uid, None)
+    rt.track(uid, kind, None)
+
+
+def register(drift_interval: float) -> None:
+    """Attach the handlers to both kinds (called once, before the operator starts)."""
+    for plural in PLURALS:
+        kopf.on.resume(GROUP, VERSION, plural, id="reconcile")(on_change)
+        kopf.on.create(GROUP, VERSION, plural, id="reconcile")(on_change)
+        kopf.on.update(GROUP, VERSION, plural, id="reconcile")(on_change)
+        kopf.on.delete(GROUP, VERSION, plural, id="finalize")(on_delete)
+        kopf.timer(
+            GROUP,
+            VERSION,
+            plural,
+            id="drift",
+            interval=drift_interval,
+            # Spread the first checks after a restart over half an interval.
+            initial_delay=drift_interval * random.uniform(0.5, 1.0),
+        )(drift_check)
+
+
+# --- shared steps -----------------------------------------------------------------------------
+
+
+async def _reconcile(
+    rt: Runtime,
+    body: kopf.Body,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    desired: Desired,
+    trigger: str,
+    retry: int,
+    elapsed: float,
+    observed: model.Entity | None = None,
+) -> None:
+    kind = desired.ref.kind
+    with metrics.RECONCILE_SECONDS.labels(kind=kind, trigger=trigger).time():
+        try:
+            outcome = await rt.run(
+                reconcile, rt.clients, desired, observed, known_arn=str(status.get("arn") or "")
+            )
+        except PrincipalNotReady as exc:
+            _post_applied(body, exc.applied, drift=trigger == "drift")
+            if elapsed < rt.config.principal_window:
+                message = (
+                    f"waiting for IAM to recognise the trust policy principal "
+                    f"({exc.aws_message}); retrying"
+                )
+                _write_status(rt, body, status, patch, Verdict(False, Reason.CREATING, message))
+                metrics.RECONCILES.labels(kind=kind, trigger=trigger, result="retry").inc()
+                raise kopf.TemporaryError(message, delay=_backoff(retry, 30)) from exc
+            outcome = Outcome(
+                Verdict(
+                    False,
+                    Reason.AWS_ERROR,
+                    f"a principal in spec.assumeRolePolicy does not exist (still rejected "
+                    f"after {rt.config.principal_window:.0f}s): {exc.aws_message}",
+                ),
+                exists=True,
+                up_to_date=False,
+            )
+        except RetryableError as exc:
+            _post_applied(body, exc.applied, drift=trigger == "drift")
+            throttled = "thrott" in exc.code.lower() or "limit" in exc.code.lower()
+            message = f"AWS is temporarily failing, will retry: {exc}"
+            _write_status(
+                rt,
+                body,
+                status,
+                patch,
+                Verdict(False, Reason.THROTTLED if throttled else Reason.AWS_ERROR, message),
+            )
+            metrics.RECONCILES.labels(kind=kind, trigger=trigger, result="retry").inc()
+            raise kopf.TemporaryError(
+                message, delay=_backoff(retry, rt.config.max_backoff)
+            ) from exc
+    _post_applied(body, outcome.applied, drift=trigger == "drift" and bool(outcome.drift))
+    if not outcome.ready:
+        previous = _ready(status)
+        if previous != (outcome.verdict.reason, outcome.verdict.message):
+            kopf.warn(body, reason=str(outcome.verdict.reason), message=outcome.verdict.message)
+    _write_status(rt, body, status, patch, outcome.verdict)
+    result = "synced" if outcome.ready else str(outcome.verdict.reason).lower()
+    metrics.RECONCILES.labels(kind=kind, trigger=trigger, result=result).inc()
+
+
+def _parse_or_report(
+    rt: Runtime, body: kopf.Body, status: kopf.Status, patch: kopf.Patch
+) -> Desired | None:
+    try:
+        return model.parse(body, rt.config.limits)
+    except SpecError as exc:
+        message = str(exc)
+        if _ready(status) != (Reason.INVALID_SPEC, message):
+            kopf.warn(body, reason="InvalidSpec", message=message)
+        _write_status(rt, body, status, patch, Verdict(False, Reason.INVALID_SPEC, message))
+        return None
+
+
+def _desired_for_delete(rt: Runtime, body: kopf.Body, status: kopf.Status) -> Desired | None:
+    """What to clean up; an object whose spec no longer parses still owns what it created."""
+    try:
+        return model.parse(body, rt.config.limits)
+    except SpecError:
+        arn = str(status.get("arn") or "")
+        if not arn:
+            return None
+        name = arn.rsplit("/", 1)[-1]
+        meta = body.metadata
+        ref = model.ObjectRef(str(body["kind"]), str(meta.namespace), str(meta.name), str(meta.uid))
+        entity: model.Entity = (
+            Role(name=name, assume_role_policy={}) if body["kind"] == "IAMRole" else User(name=name)
+        )
+        retain = (body.get("spec") or {}).get("deletionPolicy") == "Retain"
+        return Desired(ref, entity, deletion_policy="Retain" if retain else "Delete")
+
+
+def _write_status(
+    rt: Runtime, body: kopf.Body, current: Mapping[str, Any], patch: kopf.Patch, verdict: Verdict
+) -> None:
+    id_field = "roleId" if body["kind"] == "IAMRole" else "userId"
+    generation = int(body.meta.get("generation") or 0)
+    new = status.render(current, verdict, generation, id_field)
+    rt.track(str(body.metadata.uid), str(body["kind"]), str(verdict.reason))
+    if status.changed(current, new):
+        for key, value in new.items():
+            patch.status[key] = value
+
+
+def _ready(current: Mapping[str, Any]) -> tuple[str, str] | None:
+    for condition in current.get("conditions") or ():
+        if condition.get("type") == "Ready":
+            return str(condition.get("reason")), str(condition.get("message"))
+    return None
+
+
+def _post_applied(body: kopf.Body, applied: tuple[Action, ...], drift: bool) -> None:
+    kind = str(body["kind"])
+    for action in applied:
+        if drift:
+            metrics.DRIFT_CORRECTIONS.labels(kind=kind, operation=action.api).inc()
+            kopf.event(
+                body,
+                type="Normal",
+                reason="DriftReverted",
+                message=f"Reverted drift: {action.summary}",
+            )
+        else:
+            kopf.event(body, type="Normal", reason=action.api, message=action.summary)
+
+
+def _noun(desired: Desired) -> str:
+    return f"{'role' if isinstance(desired.entity, Role) else 'user'} {desired.aws_name}"
+
+
+def _backoff(retry: int, ceiling: float) -> float:
+    """Exponential with jitter, so objects failing together do not retry together."""
+    base: float = min(ceiling, 2.0 * 2 ** min(retry, 10))
+    return float(base * random.uniform(0.7, 1.3))

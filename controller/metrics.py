@@ -1,0 +1,59 @@
+"""Prometheus metrics: what the operator did, what AWS answered, and how old its view of AWS is.
+
+Names follow Prometheus conventions (`_total` counters, `_seconds` units). Labels are bounded
+sets (kinds, results, reasons, IAM operation names, error codes), never object names, so the
+series count does not grow with the number of managed objects.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+RECONCILES = Counter(
+    "rolekeeper_reconcile_total",
+    "Reconcile attempts by kind (IAMRole/IAMUser), trigger (change/drift/delete) and result "
+    "(synced, invalid, conflict, aws_error, retry).",
+    ["kind", "trigger", "result"],
+    registry=REGISTRY,
+)
+RECONCILE_SECONDS = Histogram(
+    "rolekeeper_reconcile_duration_seconds",
+    "Wall time of one reconcile or finalize, AWS calls included.",
+    ["kind", "trigger"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    registry=REGISTRY,
+)
+AWS_CALLS = Counter(
+    "rolekeeper_aws_api_calls_total",
+    "IAM API calls (every attempt, retries included) by operation and error code ('' = success).",
+    ["operation", "code"],
+    registry=REGISTRY,
+)
+DRIFT_CORRECTIONS = Counter(
+    "rolekeeper_drift_corrections_total",
+    "Out-of-band changes reverted, by kind and by the IAM operation that reverted them.",
+    ["kind", "operation"],
+    registry=REGISTRY,
+)
+OBJECTS = Gauge(
+    "rolekeeper_objects",
+    "Managed objects by kind and Ready reason (Synced, AWSError, Conflict, ...).",
+    ["kind", "reason"],
+    registry=REGISTRY,
+)
+SNAPSHOT_AGE = Gauge(
+    "rolekeeper_snapshot_age_seconds",
+    "Seconds since the shared account snapshot used for drift checks was taken.",
+    registry=REGISTRY,
+)
+
+
+def record_aws_call(operation: str, code: str) -> None:
+    AWS_CALLS.labels(operation=operation, code=code).inc()
+
+
+def serve(port: int, addr: str = "0.0.0.0") -> None:
+    """Expose /metrics on a background thread."""
+    start_http_server(port, addr=addr, registry=REGISTRY)
