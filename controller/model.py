@@ -19,13 +19,17 @@ UID_TAG = "rolekeeper.dev/uid"
 OWNERSHIP_TAGS = (OWNER_TAG, UID_TAG)
 RESERVED_TAG_PREFIX = "rolekeeper.dev/"
 
-NAME_PATTERN = re.compile(r"^[\w+=,.@-]+$", re.ASCII)
-PATH_PATTERN = re.compile(r"^/([\x21-\x7e]*/)?$")
-POLICY_ARN_PATTERN = re.compile(r"^arn:aws(-cn|-us-gov|-iso|-iso-b)?:iam::(aws|\d{12}):policy/.+$")
+# Patterns are used with fullmatch: a `$` would also accept a trailing newline (YAML `|` blocks).
+NAME_PATTERN = re.compile(r"[\w+=,.@-]+", re.ASCII)
+# botocore's pathType: "/" or "/" + at least one printable ASCII character + "/" ("//" is invalid).
+PATH_PATTERN = re.compile(r"/([\x21-\x7e]+/)?")
+POLICY_ARN_PATTERN = re.compile(r"arn:aws(-cn|-us-gov|-iso|-iso-b)?:iam::(aws|\d{12}):policy/.+")
 # IAM's own character class for descriptions (CreateRole API reference).
-DESCRIPTION_PATTERN = re.compile(r"^[\t\n\r\x20-\x7e\xa1-\xff]*$")
-# IAM's character class for tag keys and values (letters, digits, spaces, _.:/=+-@ in any script).
-TAG_PATTERN = re.compile(r"^[\w\s.:/=+\-@]*$")
+DESCRIPTION_PATTERN = re.compile(r"[\t\n\r\x20-\x7e\xa1-\xff]*")
+# IAM's class for tag keys and values, [\p{L}\p{Z}\p{N}_.:/=+\-@]: \w is letters, digits and _;
+# \p{Z} is the Unicode space separators spelled out (\s would also let tabs and newlines through).
+TAG_PATTERN = re.compile(r"[\w.:/=+\-@ \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*")
+TAG_CHARACTERS = "letters, digits, spaces and _.:/=+-@"
 
 DeletionPolicy = Literal["Delete", "Retain"]
 
@@ -171,8 +175,12 @@ def parse_role(obj: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Desir
     description = _string(spec, "description", "", errors)
     if len(description) > 1000:
         errors.append(f"spec.description: {len(description)} characters exceeds 1000")
-    elif not DESCRIPTION_PATTERN.match(description):
-        errors.append("spec.description: contains characters IAM does not allow")
+    elif not DESCRIPTION_PATTERN.fullmatch(description):
+        bad = next(c for c in description if not DESCRIPTION_PATTERN.fullmatch(c))
+        errors.append(
+            f"spec.description: character {bad!r} is not allowed (IAM allows tab, newline "
+            "and the characters U+0020-U+007E and U+00A1-U+00FF)"
+        )
     instance_profile = spec.get("instanceProfile", False)
     if not isinstance(instance_profile, bool):
         errors.append(f"spec.instanceProfile: must be true or false, got {instance_profile!r}")
@@ -312,13 +320,15 @@ def _string(spec: Mapping[str, Any], key: str, default: str, errors: list[str]) 
 
 def _name(spec: Mapping[str, Any], key: str, fallback: str, errors: list[str]) -> str:
     name = _string(spec, key, fallback, errors) or fallback
+    # A long metadata.name is valid in Kubernetes: say where the name came from and what to do.
+    origin = "" if spec.get(key) else f" (defaulted from metadata.name; set spec.{key})"
     if not name:
         errors.append(f"spec.{key}: required (metadata.name is empty)")
     elif len(name) > 64:
-        errors.append(f"spec.{key}: {name!r} is {len(name)} characters, the maximum is 64")
-    elif not NAME_PATTERN.match(name):
+        errors.append(f"spec.{key}: {name!r} is {len(name)} characters, the maximum is 64{origin}")
+    elif not NAME_PATTERN.fullmatch(name):
         errors.append(
-            f"spec.{key}: {name!r} may only contain letters, digits and +=,.@_-"
+            f"spec.{key}: {name!r} may only contain ASCII letters, digits and +=,.@_-{origin}"
         )
     return name
 
@@ -327,8 +337,11 @@ def _path(spec: Mapping[str, Any], errors: list[str]) -> str:
     path = _string(spec, "path", "/", errors)
     if len(path) > 512:
         errors.append(f"spec.path: {len(path)} characters exceeds 512")
-    elif not PATH_PATTERN.match(path):
-        errors.append(f"spec.path: {path!r} must start and end with / (e.g. /apps/)")
+    elif not PATH_PATTERN.fullmatch(path):
+        errors.append(
+            f"spec.path: {path!r} must be / or start and end with / with printable ASCII "
+            "and no spaces in between (e.g. /apps/)"
+        )
     return path
 
 
@@ -345,7 +358,7 @@ def _string_list(spec: Mapping[str, Any], key: str, errors: list[str]) -> list[s
 def _managed_policies(spec: Mapping[str, Any], limits: Limits, errors: list[str]) -> frozenset[str]:
     arns = _string_list(spec, "managedPolicies", errors)
     for i, arn in enumerate(arns):
-        if not POLICY_ARN_PATTERN.match(arn):
+        if not POLICY_ARN_PATTERN.fullmatch(arn):
             errors.append(
                 f"spec.managedPolicies[{i}]: {arn!r} is not a policy ARN "
                 "(arn:aws:iam::<account id or aws>:policy/<name>)"
@@ -362,16 +375,22 @@ def _boundary(spec: Mapping[str, Any], errors: list[str]) -> str | None:
     arn = _string(spec, "permissionsBoundary", "", errors)
     if not arn:
         return None
-    if not POLICY_ARN_PATTERN.match(arn):
-        errors.append(f"spec.permissionsBoundary: {arn!r} is not a policy ARN")
+    if not POLICY_ARN_PATTERN.fullmatch(arn):
+        errors.append(
+            f"spec.permissionsBoundary: {arn!r} is not a policy ARN "
+            "(arn:aws:iam::<account id or aws>:policy/<name>)"
+        )
     return arn
 
 
 def _groups(spec: Mapping[str, Any], errors: list[str]) -> frozenset[str]:
     groups = _string_list(spec, "groups", errors)
     for i, group in enumerate(groups):
-        if len(group) > 128 or not NAME_PATTERN.match(group):
-            errors.append(f"spec.groups[{i}]: {group!r} is not a valid group name")
+        if len(group) > 128 or not NAME_PATTERN.fullmatch(group):
+            errors.append(
+                f"spec.groups[{i}]: {group!r} is not a group name "
+                "(1-128 ASCII letters, digits and +=,.@_-)"
+            )
     if len(groups) > 10:
         errors.append(f"spec.groups: {len(groups)} groups exceeds the limit 10")
     return frozenset(groups)
@@ -408,8 +427,8 @@ def _inline_policies(
     docs: dict[str, Mapping[str, Any]] = {}
     for name, doc in value.items():
         where = f"spec.inlinePolicies.{name}"
-        if not isinstance(name, str) or len(name) > 128 or not NAME_PATTERN.match(name):
-            errors.append(f"{where}: policy name may only contain [\\w+=,.@-], 1-128 characters")
+        if not isinstance(name, str) or len(name) > 128 or not NAME_PATTERN.fullmatch(name):
+            errors.append(f"{where}: policy name must be 1-128 ASCII letters, digits and +=,.@_-")
             continue
         parsed = _document(doc, "identity", where, errors)
         if parsed:
@@ -429,8 +448,16 @@ def _tags(spec: Mapping[str, Any], limits: Limits, errors: list[str]) -> dict[st
         errors.append("spec.tags: must be a map of string to string")
         return {}
     tags: dict[str, str] = {}
+    folded: dict[str, str] = {}
     for key, val in value.items():
         where = f"spec.tags.{key}"
+        if not isinstance(key, str):
+            errors.append(f"{where}: key must be a string, got {type(key).__name__} (quote it)")
+            continue
+        if key.lower() in folded:
+            # IAM keeps the case of a user's or role's tag keys but compares them ignoring case.
+            errors.append(f"{where}: same key as {folded[key.lower()]!r} (IAM ignores case)")
+        folded.setdefault(key.lower(), key)
         if not isinstance(val, str):
             errors.append(f"{where}: value must be a string, got {type(val).__name__}")
             continue
@@ -438,16 +465,16 @@ def _tags(spec: Mapping[str, Any], limits: Limits, errors: list[str]) -> dict[st
             errors.append(f"{where}: key must be 1-128 characters")
         elif key.lower().startswith("aws:"):
             errors.append(f"{where}: keys starting with aws: are reserved by AWS")
-        elif key.startswith(RESERVED_TAG_PREFIX):
+        elif key.lower().startswith(RESERVED_TAG_PREFIX):
             errors.append(
                 f"{where}: keys starting with {RESERVED_TAG_PREFIX} are set by Rolekeeper"
             )
-        elif not TAG_PATTERN.match(key):
-            errors.append(f"{where}: key contains characters IAM does not allow")
+        elif not TAG_PATTERN.fullmatch(key):
+            errors.append(f"{where}: key may only contain {TAG_CHARACTERS}")
         elif len(val) > 256:
             errors.append(f"{where}: value is {len(val)} characters, the maximum is 256")
-        elif not TAG_PATTERN.match(val):
-            errors.append(f"{where}: value contains characters IAM does not allow")
+        elif not TAG_PATTERN.fullmatch(val):
+            errors.append(f"{where}: value may only contain {TAG_CHARACTERS}")
         else:
             tags[key] = val
     # Our two ownership tags count against the same quota.

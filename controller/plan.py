@@ -70,7 +70,7 @@ def refusal_message(desired: Desired, observed: Entity, verdict: Ownership) -> s
         other = claim[0] if claim else "?"
         return (
             f"IAM {kind} {observed.name!r} is already managed by {other}; "
-            "two objects cannot own one AWS name"
+            f"two objects cannot own one AWS name: choose another spec.{kind}Name"
         )
     return (
         f"IAM {kind} {observed.name!r} already exists and was not created by Rolekeeper; "
@@ -492,7 +492,9 @@ def _tags(kind: str, name: str, want: Mapping[str, str], have: Mapping[str, str]
                 **{f"{kind}Name": name, "Tags": _tag_list(changed)},
             )
         )
-    extra = sorted(set(have) - set(want))
+    # aws: tags are AWS's own (CloudFormation, Service Catalog): UntagRole refuses them, and
+    # asking on every reconcile would turn one adopted role into a permanent failure.
+    extra = sorted(k for k in set(have) - set(want) if not k.lower().startswith("aws:"))
     if extra:
         actions.append(
             _act(

@@ -88,7 +88,10 @@ def _ready_condition(status: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 
 def _timestamp(now: datetime | None) -> str:
-    return (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    moment = now or datetime.now(UTC)
+    if moment.tzinfo is not None:  # the Z suffix promises UTC: convert, do not mislabel
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 MAX_MESSAGE = 1024  # keep AWS's message readable in `kubectl describe` and within object limits
