@@ -37,8 +37,12 @@ lint: venv  ## ruff + mypy --strict on controller/
 	$(BIN)/ruff check controller tests bench
 	$(BIN)/mypy controller
 
+# An existing cluster only when asked on the command line (make demo KUBECONFIG=...): a
+# KUBECONFIG merely exported in the shell may point at production.
+DEMO_CLUSTER := $(if $(filter command line,$(origin KUBECONFIG)),RK_DEMO_KUBECONFIG=$(KUBECONFIG),)
+
 demo: venv  ## the main job end to end: control plane, AWS endpoint, operator, examples, drift fixed
-	$(BIN)/python -m tests.harness.demo
+	env -u KUBECONFIG $(DEMO_CLUSTER) $(BIN)/python -m tests.harness.demo
 
 bench: venv envtest-bin  ## benchmarks; prints a table and writes bench/results/latest.json
 	$(BIN)/python -m bench.run
