@@ -78,22 +78,22 @@ def refusal_message(desired: Desired, observed: Entity, verdict: Ownership) -> s
     )
 
 
-def plan(desired: Desired, observed: Entity | None) -> tuple[Action, ...]:
+def plan(desired: Desired, observed: Entity | None, partition: str = "aws") -> tuple[Action, ...]:
     """Calls that make `observed` (None: absent) equal to `desired`. Ownership is checked by the
     caller with `ownership()`; immutable differences (path) raise SpecError."""
     entity = desired.entity
     if isinstance(entity, Role):
         assert observed is None or isinstance(observed, Role)
         return (
-            _create_role(desired, entity)
+            _create_role(desired, entity, partition)
             if observed is None
-            else _update_role(desired, entity, observed)
+            else _update_role(desired, entity, observed, partition)
         )
     assert observed is None or isinstance(observed, User)
     return (
-        _create_user(desired, entity)
+        _create_user(desired, entity, partition)
         if observed is None
-        else _update_user(desired, entity, observed)
+        else _update_user(desired, entity, observed, partition)
     )
 
 
@@ -128,11 +128,11 @@ def differences(desired: Desired, observed: Entity) -> list[str]:
 # --- roles -----------------------------------------------------------------------------------
 
 
-def _create_role(desired: Desired, role: Role) -> tuple[Action, ...]:
+def _create_role(desired: Desired, role: Role, partition: str) -> tuple[Action, ...]:
     params: dict[str, Any] = {
         "RoleName": role.name,
         "Path": role.path,
-        "AssumeRolePolicyDocument": policy.to_json(role.assume_role_policy),
+        "AssumeRolePolicyDocument": policy.to_json(role.assume_role_policy, partition=partition),
         "MaxSessionDuration": role.max_session_duration,
         "Tags": _tag_list(desired.tags()),
     }
@@ -142,13 +142,13 @@ def _create_role(desired: Desired, role: Role) -> tuple[Action, ...]:
         params["PermissionsBoundary"] = role.permissions_boundary
     actions = [Action("CreateRole", params, f"Created role {role.name}")]
     actions += _attach("Role", role.name, role.managed_policies)
-    actions += _put_inline("Role", role.name, role.inline_policies, {})
+    actions += _put_inline("Role", role.name, role.inline_policies, {}, partition)
     for profile in sorted(role.instance_profiles):
         actions += _add_instance_profile(desired, role, profile)
     return tuple(actions)
 
 
-def _update_role(desired: Desired, role: Role, seen: Role) -> tuple[Action, ...]:
+def _update_role(desired: Desired, role: Role, seen: Role, partition: str) -> tuple[Action, ...]:
     _check_immutable(desired, role.path, seen.path)
     actions: list[Action] = []
     if (role.description, role.max_session_duration) != (
@@ -178,7 +178,7 @@ def _update_role(desired: Desired, role: Role, seen: Role) -> tuple[Action, ...]
                 "UpdateAssumeRolePolicy",
                 f"Updated trust policy of role {role.name}: {detail}",
                 RoleName=role.name,
-                PolicyDocument=policy.to_json(role.assume_role_policy),
+                PolicyDocument=policy.to_json(role.assume_role_policy, partition=partition),
             )
         )
     actions += _boundary(
@@ -186,7 +186,7 @@ def _update_role(desired: Desired, role: Role, seen: Role) -> tuple[Action, ...]
     )
     # Grant before revoke, so a change never leaves a window with fewer permissions than either.
     actions += _attach("Role", role.name, role.managed_policies - seen.managed_policies)
-    actions += _put_inline("Role", role.name, role.inline_policies, seen.inline_policies)
+    actions += _put_inline("Role", role.name, role.inline_policies, seen.inline_policies, partition)
     actions += _detach("Role", role.name, seen.managed_policies - role.managed_policies)
     actions += _delete_inline(
         "Role", role.name, set(seen.inline_policies) - set(role.inline_policies)
@@ -254,7 +254,7 @@ def _remove_instance_profile(role_name: str, profile: str, delete: bool) -> list
 # --- users -----------------------------------------------------------------------------------
 
 
-def _create_user(desired: Desired, user: User) -> tuple[Action, ...]:
+def _create_user(desired: Desired, user: User, partition: str) -> tuple[Action, ...]:
     params: dict[str, Any] = {
         "UserName": user.name,
         "Path": user.path,
@@ -264,19 +264,19 @@ def _create_user(desired: Desired, user: User) -> tuple[Action, ...]:
         params["PermissionsBoundary"] = user.permissions_boundary
     actions = [Action("CreateUser", params, f"Created user {user.name}")]
     actions += _attach("User", user.name, user.managed_policies)
-    actions += _put_inline("User", user.name, user.inline_policies, {})
+    actions += _put_inline("User", user.name, user.inline_policies, {}, partition)
     actions += _add_groups(user.name, user.groups)
     return tuple(actions)
 
 
-def _update_user(desired: Desired, user: User, seen: User) -> tuple[Action, ...]:
+def _update_user(desired: Desired, user: User, seen: User, partition: str) -> tuple[Action, ...]:
     _check_immutable(desired, user.path, seen.path)
     actions: list[Action] = []
     actions += _boundary(
         "User", user.name, user.permissions_boundary, seen.permissions_boundary, first=True
     )
     actions += _attach("User", user.name, user.managed_policies - seen.managed_policies)
-    actions += _put_inline("User", user.name, user.inline_policies, seen.inline_policies)
+    actions += _put_inline("User", user.name, user.inline_policies, seen.inline_policies, partition)
     actions += _add_groups(user.name, user.groups - seen.groups)
     actions += _detach("User", user.name, seen.managed_policies - user.managed_policies)
     actions += _delete_inline(
@@ -418,6 +418,7 @@ def _put_inline(
     name: str,
     want: Mapping[str, Mapping[str, Any]],
     have: Mapping[str, Mapping[str, Any]],
+    partition: str,
 ) -> list[Action]:
     actions = []
     for policy_name in sorted(want):
@@ -438,7 +439,7 @@ def _put_inline(
                 **{
                     f"{kind}Name": name,
                     "PolicyName": policy_name,
-                    "PolicyDocument": policy.to_json(doc),
+                    "PolicyDocument": policy.to_json(doc, partition=partition),
                 },
             )
         )

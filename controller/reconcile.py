@@ -72,7 +72,7 @@ def reconcile(
         verdict = plan.ownership(desired, observed)
         if verdict.allowed:
             try:
-                if not plan.plan(desired, observed):
+                if not plan.plan(desired, observed, clients.partition):
                     return _synced(observed)
             except SpecError as exc:
                 return _invalid(str(exc), exists=True)
@@ -85,7 +85,7 @@ def reconcile(
         message = plan.refusal_message(desired, observed, verdict)
         return Outcome(Verdict(False, Reason.CONFLICT, message), exists=True, up_to_date=False)
     try:
-        actions = plan.plan(desired, observed)
+        actions = plan.plan(desired, observed, clients.partition)
     except SpecError as exc:
         return _invalid(str(exc), exists=observed is not None)
     if not actions:

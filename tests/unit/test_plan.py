@@ -1067,3 +1067,11 @@ def test_params_pass_botocore_validation(api: str) -> None:
     for action in (a for a in PLANNED if a.api == api):
         report = ParamValidator().validate(dict(action.params), shape)
         assert not report.has_errors(), report.generate_report()
+
+
+@pytest.mark.parametrize("partition", ["aws", "aws-cn", "aws-us-gov"])
+def test_bare_account_ids_are_sent_as_root_arns_of_the_accounts_partition(partition: str) -> None:
+    """AWS China / GovCloud would reject an arn:aws: principal: the plan uses the partition."""
+    actions = plan(want_role(assume_role_policy=ACCOUNT_TRUST), None, partition)
+    sent = policy.parse(actions[0].params["AssumeRolePolicyDocument"])
+    assert sent["Statement"][0]["Principal"] == {"AWS": f"arn:{partition}:iam::{ACCOUNT}:root"}
