@@ -116,6 +116,17 @@ def read_credentials(iam: IAMClient, name: str, rare: bool = False) -> Credentia
     )
 
 
+def instance_profile_tags(iam: IAMClient, name: str) -> dict[str, str] | None:
+    """Tags of an instance profile (None when it does not exist)."""
+    try:
+        profile = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+    except ClientError as exc:
+        if _code(exc) == "NoSuchEntity":
+            return None
+        raise
+    return _tags(profile.get("Tags"))
+
+
 def read(
     iam: IAMClient, entity: Entity, credentials: bool = False, rare_credentials: bool = False
 ) -> Entity | None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from controller import apply, observe, plan
 from controller.apply import AWSError, DeleteConflict, TerminalError
 from controller.aws import Clients
-from controller.model import Desired, Entity, Role, SpecError
+from controller.model import OWNER_TAG, Desired, Entity, Role, SpecError
 from controller.plan import Action, Ownership
 from controller.status import Reason, Verdict
 
@@ -91,6 +91,7 @@ def reconcile(
     if not actions:
         assert observed is not None
         return _synced(observed)
+    actions = _keep_foreign_profiles(clients, desired, actions)
     drift = tuple(a.summary for a in actions) if observed is not None else ()
     try:
         done = apply.execute(clients.iam, actions, on_applied)
@@ -150,13 +151,34 @@ def finalize(clients: Clients, desired: Desired, on_applied: OnApplied | None = 
             apply.execute(clients.iam, plan.plan_release(observed), record)
             return _gone(desired, applied, left=True)
         try:
-            apply.execute(clients.iam, plan.plan_delete(observed), record)
+            actions = _keep_foreign_profiles(clients, desired, plan.plan_delete(observed))
+            apply.execute(clients.iam, actions, record)
             return _gone(desired, applied)
         except DeleteConflict:
             if attempt:
                 raise
             log.info("%s: DeleteConflict, re-reading %s", desired.ref.owner, observed.name)
     raise AssertionError("unreachable")
+
+
+def _keep_foreign_profiles(
+    clients: Clients, desired: Desired, actions: tuple[Action, ...]
+) -> tuple[Action, ...]:
+    """Drop DeleteInstanceProfile for a profile we did not create (e.g. the console's
+    same-named profile of an adopted EC2 role): the role leaves it, the profile stays."""
+    kept = []
+    for action in actions:
+        if action.api == "DeleteInstanceProfile":
+            tags = observe.instance_profile_tags(clients.iam, action.params["InstanceProfileName"])
+            if tags is None or tags.get(OWNER_TAG) != desired.ref.owner:
+                log.info(
+                    "%s: leaving instance profile %s (not created by Rolekeeper)",
+                    desired.ref.owner,
+                    action.params["InstanceProfileName"],
+                )
+                continue
+        kept.append(action)
+    return tuple(kept)
 
 
 # --- outcomes ---------------------------------------------------------------------------------

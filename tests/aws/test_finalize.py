@@ -134,3 +134,25 @@ SSH_KEY = (
     "r3Q8k5h2Yq1cC0P8q1h1l1hEo3t8cJ0b2zWJ5b8v0zG0S8Hq2f3E7O2z9c3c3Pz1b9J9mV7d0o5W1cL5l4W5k1z5y8"
     "f0V4h5vJ3Z3Q3e7M1u1Xq9 user@example"
 )
+
+
+def test_console_made_instance_profile_of_an_adopted_role_is_left(clients: Clients, iam: Any, unique: Any) -> None:
+    """The console creates a same-named profile for an EC2 role; after adoption and deletion
+    the role leaves it, but the profile itself was never Rolekeeper's and stays."""
+    name = unique("console")
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(EC2_TRUST))
+    iam.create_instance_profile(InstanceProfileName=name)
+    iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
+    desired = role(name, adopt=True, instanceProfile=True)
+    assert reconcile(clients, desired).ready
+    outcome = finalize(clients, desired)
+    assert [a.api for a in outcome.applied] == ["RemoveRoleFromInstanceProfile", "DeleteRole"]
+    assert iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]["Roles"] == []
+
+
+def test_turning_instance_profile_off_deletes_only_our_profile(clients: Clients, iam: Any, unique: Any) -> None:
+    name = unique("ipoff")
+    reconcile(clients, role(name, instanceProfile=True))
+    outcome = reconcile(clients, role(name, instanceProfile=False))
+    assert [a.api for a in outcome.applied] == ["RemoveRoleFromInstanceProfile", "DeleteInstanceProfile"]
+    assert name not in {p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]}
