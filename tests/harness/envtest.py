@@ -253,7 +253,9 @@ class Cluster:
 
     def kubeconfig_for_token(self, token: str, path: Path, user: str = "token-user") -> Path:
         """A kubeconfig for the same server and CA, authenticating with another token."""
-        cluster = json.loads(self.kubectl("config", "view", "--raw", "-o", "json").stdout)
+        cluster = json.loads(
+            self.kubectl("config", "view", "--raw", "--minify", "-o", "json").stdout
+        )
         entry = cluster["clusters"][0]["cluster"]
         config = {
             "apiVersion": "v1",
