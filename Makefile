@@ -34,7 +34,7 @@ test-e2e: venv envtest-bin  ## operator end to end on a local control plane
 	$(BIN)/python -m pytest tests/e2e
 
 lint: venv  ## ruff + mypy --strict on controller/
-	$(BIN)/ruff check controller tests bench
+	$(BIN)/ruff check .
 	$(BIN)/mypy controller
 
 # An existing cluster only when asked on the command line (make demo KUBECONFIG=...): a
