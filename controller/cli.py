@@ -9,12 +9,15 @@ from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 
-from controller import __version__
+from controller import __version__, review
 
 Command = Callable[[argparse.Namespace], int]
 COMMANDS: dict[
     str, tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], Command]
 ] = {}
+# review.py defers its heavy imports (boto3, the core) to when plan/snapshot run.
+COMMANDS["plan"] = (review.add_plan, review.plan_command)
+COMMANDS["snapshot"] = (review.add_snapshot, review.snapshot_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

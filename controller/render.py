@@ -1,0 +1,270 @@
+"""Formats of a `rolekeeper plan`: text for terminals, Markdown for PR comments, JSON for tools."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from controller.review import PLAN_FORMAT, Change, Review, document_field
+
+if TYPE_CHECKING:
+    from controller.plan import Action
+
+# Every format is a pure function of the Review (no clock, no ids): the golden tests rely on it.
+
+SYMBOLS = {
+    "create": "+",
+    "update": "~",
+    "delete": "-",
+    "noop": "=",
+    "conflict": "!",
+    "refused": "!",
+    "invalid": "!",
+}
+# ANSI SGR codes per action; only used when stdout is a terminal.
+COLORS = {
+    "create": "32",
+    "update": "33",
+    "delete": "31",
+    "noop": "2",
+    "conflict": "1;31",
+    "refused": "1;31",
+    "invalid": "1;31",
+    "+": "32",
+    "-": "31",
+}
+DOCUMENT_PARAMS = ("AssumeRolePolicyDocument", "PolicyDocument")
+MARKER = "<!-- rolekeeper-plan -->"
+
+
+# --- json -------------------------------------------------------------------------------------
+
+
+def json_document(review: Review) -> dict[str, Any]:
+    """The stable, versioned schema documented in docs/plan.md."""
+    return {
+        "formatVersion": PLAN_FORMAT,
+        "changes": [
+            {
+                "kind": c.kind,
+                "namespace": c.namespace,
+                "name": c.name,
+                "awsName": c.aws_name,
+                "action": c.action,
+                # Policy documents stay JSON strings, exactly as sent to IAM.
+                "calls": [{"api": a.api, "params": dict(a.params)} for a in c.calls],
+                "diff": [{"field": d.field, "changes": list(d.changes)} for d in c.diff],
+                "message": c.message,
+                "source": c.source.to_json() if c.source else None,
+            }
+            for c in review.changes
+        ],
+        "summary": review.summary(),
+        "errors": [{"source": p.source.to_json(), "message": p.message} for p in review.problems],
+        "notes": list(review.notes),
+    }
+
+
+def json_text(review: Review) -> str:
+    return json.dumps(json_document(review), indent=2, ensure_ascii=False) + "\n"
+
+
+# --- shared -----------------------------------------------------------------------------------
+
+
+def headline(review: Review) -> str:
+    """`2 to create, 1 to update, 0 to delete, 3 unchanged` (+ problems, when there are any)."""
+    n = review.summary()
+    parts = [f"{n['create']} to create", f"{n['update']} to update", f"{n['delete']} to delete"]
+    parts.append(f"{n['noop']} unchanged")
+    for action, one, many in (
+        ("conflict", "conflict", "conflicts"),
+        ("refused", "refused", "refused"),
+        ("invalid", "invalid", "invalid"),
+    ):
+        if n[action]:
+            parts.append(f"{n[action]} {one if n[action] == 1 else many}")
+    if review.problems:
+        parts.append(f"{len(review.problems)} unreadable input")
+    return ", ".join(parts)
+
+
+def _who(change: Change) -> str:
+    return f"{change.kind} {change.namespace}/{change.name}"
+
+
+def _diff_lines(changes: tuple[str, ...]) -> Iterator[tuple[str, str]]:
+    """(sign, text) from `policy.describe_diff` lines, so +/- lead as in a unified diff."""
+    for line in changes:
+        signed = re.fullmatch(r"(.*?): ([+-]) (.*)", line, re.DOTALL)
+        if signed:
+            yield signed[2], f"{signed[1]}: {signed[3]}"
+            continue
+        changed = re.fullmatch(r"(.*?): (.*) -> (.*)", line, re.DOTALL)
+        if changed:
+            yield "-", f"{changed[1]}: {changed[2]}"
+            yield "+", f"{changed[1]}: {changed[3]}"
+            continue
+        yield " ", line
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, str):
+        return value if value and not re.search(r"\s|\"", value) else json.dumps(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ",".join(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _tags(value: Any) -> str:
+    return ", ".join(f"{t['Key']}={t['Value']}" for t in value)
+
+
+def _pretty(document: str) -> str:
+    return json.dumps(json.loads(document), indent=2, ensure_ascii=False)
+
+
+def _inline_params(action: Action) -> list[str]:
+    return [
+        f"{key}={_scalar(value)}"
+        for key, value in action.params.items()
+        if key not in DOCUMENT_PARAMS and key != "Tags"
+    ]
+
+
+# --- text -------------------------------------------------------------------------------------
+
+
+def text(review: Review, color: bool = False) -> str:
+    paint: Callable[[str, str], str] = (
+        (lambda code, s: f"\033[{code}m{s}\033[0m") if color else (lambda _, s: s)
+    )
+    out: list[str] = []
+    for problem in review.problems:
+        out.append(paint("1;31", f"! error {problem}"))
+    for change in review.changes:
+        if change.action == "noop":
+            continue
+        where = f"  at {change.source}" if change.source else ""
+        title = f"{SYMBOLS[change.action]} {change.action} {_who(change)}"
+        out.append(
+            f"{paint(COLORS[change.action], title)}: {change.entity_kind} {change.aws_name}{where}"
+        )
+        out.extend(f"    {line}" for line in change.message.splitlines())
+        diffs = {d.field: d.changes for d in change.diff}
+        for action in change.calls:
+            out.append("    " + " ".join([paint("1", action.api), *_inline_params(action)]))
+            if "Tags" in action.params:
+                out.append(f"      Tags: {_tags(action.params['Tags'])}")
+            where_doc = document_field(action)
+            if where_doc in diffs:
+                out.append(f"      {where_doc}:")
+                for sign, line in _diff_lines(diffs[where_doc]):
+                    out.append("        " + paint(COLORS.get(sign, "0"), f"{sign} {line}"))
+                continue
+            for key in DOCUMENT_PARAMS:
+                if key in action.params:
+                    out.append(f"      {key}:")
+                    out.extend(
+                        f"        {line}" for line in _pretty(action.params[key]).splitlines()
+                    )
+    unchanged = [c for c in review.changes if c.action == "noop"]
+    if unchanged:
+        names = ", ".join(_who(c) for c in unchanged)
+        out.append(paint(COLORS["noop"], f"= {len(unchanged)} unchanged: {names}"))
+    out.extend(paint("1;33", f"Note: {note}") for note in review.notes)
+    if out:
+        out.append("")
+    out.append(f"Plan: {headline(review)}.")
+    return "\n".join(out) + "\n"
+
+
+# --- markdown ---------------------------------------------------------------------------------
+
+
+def markdown(review: Review) -> str:
+    """A PR/MR comment: a headline, one collapsible section per object that is not unchanged."""
+    # The marker lets a CI job find and edit its previous comment instead of adding another.
+    out = [MARKER, "### Rolekeeper plan", "", f"**{headline(review)}**", ""]
+    out.extend(f"> **Note:** {_escape(note)}\n" for note in review.notes)
+    if review.problems:
+        out.append("**Input that could not be read:**")
+        out.append("")
+        out.extend(f"- {_code(str(p.source))}: {_escape(p.message)}" for p in review.problems)
+        out.append("")
+    for change in review.changes:
+        if change.action != "noop":
+            out.extend(_markdown_change(change))
+    unchanged = [c for c in review.changes if c.action == "noop"]
+    if unchanged:
+        names = ", ".join(_code(_who(c)) for c in unchanged)
+        out.append(f"{len(unchanged)} unchanged: {names}")
+        out.append("")
+    if not review.changes and not review.problems:
+        out.extend(["No IAMRole or IAMUser objects in the input.", ""])
+    return "\n".join(out)
+
+
+def _markdown_change(change: Change) -> list[str]:
+    symbol = html.escape(f"{SYMBOLS[change.action]} {change.action}")
+    calls = f" ({len(change.calls)} call{'s' if len(change.calls) != 1 else ''})"
+    summary = (
+        f"<summary><code>{symbol}</code> {html.escape(change.kind)} "
+        f"<b>{html.escape(change.namespace)}/{html.escape(change.name)}</b> &rarr; "
+        f"{change.entity_kind} <code>{html.escape(change.aws_name)}</code>"
+        f"{calls if change.calls else ''}</summary>"
+    )
+    out = ["<details>", summary, ""]
+    if change.source:
+        out.extend([f"From {_code(str(change.source))}.", ""])
+    if change.message:
+        quoted = [f"> {_escape(line)}" for line in change.message.splitlines()]
+        out.extend([*"\n>\n".join(quoted).splitlines(), ""])
+    diffs = {d.field: d.changes for d in change.diff}
+    for number, action in enumerate(change.calls, 1):
+        params = " ".join(_code(p) for p in _inline_params(action))
+        out.append(f"{number}. **{action.api}** {params}".rstrip())
+        # Blank lines keep Tags and documents as paragraphs of the list item, not run-on text.
+        if "Tags" in action.params:
+            tags = ", ".join(_code(f"{t['Key']}={t['Value']}") for t in action.params["Tags"])
+            out.extend(["", f"   Tags: {tags}"])
+        where = document_field(action)
+        if where in diffs:
+            out.extend(["", f"   {_code(where)} changes:"])
+            body = "\n".join(f"{sign} {line}" for sign, line in _diff_lines(diffs[where]))
+            out.extend(_fenced("diff", body, indent="   "))
+            continue
+        for key in DOCUMENT_PARAMS:
+            if key in action.params:
+                out.extend(["", f"   {key}:"])
+                out.extend(_fenced("json", _pretty(action.params[key]), indent="   "))
+    if out[-1]:
+        out.append("")
+    out.extend(["</details>", ""])
+    return out
+
+
+def _fenced(language: str, body: str, indent: str) -> list[str]:
+    longest = max((len(run) for run in re.findall(r"`+", body)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [
+        f"{indent}{fence}{language}",
+        *(f"{indent}{line}" for line in body.splitlines()),
+        f"{indent}{fence}",
+    ]
+
+
+def _code(value: str) -> str:
+    """An inline code span that survives backticks in the value (IAM descriptions allow them)."""
+    longest = max((len(run) for run in re.findall(r"`+", value)), default=0)
+    ticks = "`" * (longest + 1)
+    pad = " " if value.startswith("`") or value.endswith("`") else ""
+    return f"{ticks}{pad}{value}{pad}{ticks}"
+
+
+def _escape(value: str) -> str:
+    """Plain text in Markdown: no accidental emphasis, links or HTML (`<metadata.uid>`)."""
+    return re.sub(r"([\\`*_\[\]|~])", r"\\\1", html.escape(value, quote=False))
