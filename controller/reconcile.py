@@ -65,7 +65,7 @@ def reconcile(
     stale). `fresh=True` says `observed` was just read and can be trusted as is.
     `known_arn` is the ARN recorded in status: a spec naming a different entity is refused.
     """
-    renamed = _renamed(desired, known_arn)
+    renamed = renamed_message(desired, known_arn)
     if renamed:
         return _invalid(renamed, exists=True)
     if observed is not None and not fresh:
@@ -91,7 +91,7 @@ def reconcile(
     if not actions:
         assert observed is not None
         return _synced(observed)
-    actions = _keep_foreign_profiles(clients, desired, actions)
+    actions = keep_foreign_profiles(clients, desired, actions)
     drift = tuple(a.summary for a in actions) if observed is not None else ()
     try:
         done = apply.execute(clients.iam, actions, on_applied)
@@ -151,7 +151,7 @@ def finalize(clients: Clients, desired: Desired, on_applied: OnApplied | None = 
             apply.execute(clients.iam, plan.plan_release(observed), record)
             return _gone(desired, applied, left=True)
         try:
-            actions = _keep_foreign_profiles(clients, desired, plan.plan_delete(observed))
+            actions = keep_foreign_profiles(clients, desired, plan.plan_delete(observed))
             apply.execute(clients.iam, actions, record)
             return _gone(desired, applied)
         except DeleteConflict:
@@ -161,7 +161,7 @@ def finalize(clients: Clients, desired: Desired, on_applied: OnApplied | None = 
     raise AssertionError("unreachable")
 
 
-def _keep_foreign_profiles(
+def keep_foreign_profiles(
     clients: Clients, desired: Desired, actions: tuple[Action, ...]
 ) -> tuple[Action, ...]:
     """Drop DeleteInstanceProfile for a profile we did not create (e.g. the console's
@@ -227,7 +227,7 @@ def _gone(desired: Desired, applied: list[Action], left: bool = False) -> Outcom
     )
 
 
-def _renamed(desired: Desired, known_arn: str) -> str:
+def renamed_message(desired: Desired, known_arn: str) -> str:
     if not known_arn:
         return ""
     known_name = known_arn.rsplit("/", 1)[-1]

@@ -323,7 +323,7 @@ class World:
         from controller import reconcile  # noqa: PLC0415
 
         # reconcile owns this rule and applies it to every plan it executes; reuse it as is.
-        return reconcile._keep_foreign_profiles(self.clients, desired, actions)
+        return reconcile.keep_foreign_profiles(self.clients, desired, actions)
 
 
 PROFILE_UNKNOWN = (
@@ -471,7 +471,7 @@ def _renamed(desired: Desired, world: World) -> str:
     for entity in world.owned.get((desired.ref.kind, desired.ref.owner), []):
         if entity.name != desired.aws_name:
             # reconcile owns the wording; it says the same in the object's status.
-            return reconcile._renamed(desired, entity.arn)
+            return reconcile.renamed_message(desired, entity.arn)
     return ""
 
 
