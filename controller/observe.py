@@ -34,21 +34,28 @@ def read_role(iam: IAMClient, name: str) -> Role | None:
         if _code(exc) == "NoSuchEntity":
             return None
         raise
-    attached = _pages(iam, "list_attached_role_policies", "AttachedPolicies", RoleName=name)
-    inline_names = _pages(iam, "list_role_policies", "PolicyNames", RoleName=name)
-    inline = {
-        policy_name: _document(
-            iam.get_role_policy(RoleName=name, PolicyName=policy_name)["PolicyDocument"]
-        )
-        for policy_name in inline_names
-    }
+    attached, inline = _policies(iam, "role", RoleName=name)
     profiles = _pages(iam, "list_instance_profiles_for_role", "InstanceProfiles", RoleName=name)
     return _role(
         raw,
-        attached=(p["PolicyArn"] for p in attached),
+        attached=attached,
         inline=inline,
         profiles=(p["InstanceProfileName"] for p in profiles),
     )
+
+
+def _policies(
+    iam: IAMClient, kind: str, **name: str
+) -> tuple[list[str], dict[str, Mapping[str, Any]]]:
+    """Attached policy ARNs and inline documents of a role or user (`kind`), paginated."""
+    attached = _pages(iam, f"list_attached_{kind}_policies", "AttachedPolicies", **name)
+    inline_names = _pages(iam, f"list_{kind}_policies", "PolicyNames", **name)
+    get_inline = getattr(iam, f"get_{kind}_policy")
+    inline = {
+        policy_name: _document(get_inline(**name, PolicyName=policy_name)["PolicyDocument"])
+        for policy_name in inline_names
+    }
+    return [p["PolicyArn"] for p in attached], inline
 
 
 def read_user(
@@ -65,19 +72,12 @@ def read_user(
         if _code(exc) == "NoSuchEntity":
             return None
         raise
-    attached = _pages(iam, "list_attached_user_policies", "AttachedPolicies", UserName=name)
-    inline_names = _pages(iam, "list_user_policies", "PolicyNames", UserName=name)
-    inline = {
-        policy_name: _document(
-            iam.get_user_policy(UserName=name, PolicyName=policy_name)["PolicyDocument"]
-        )
-        for policy_name in inline_names
-    }
+    attached, inline = _policies(iam, "user", UserName=name)
     groups = _pages(iam, "list_groups_for_user", "Groups", UserName=name)
     return User(
         name=raw["UserName"],
         path=raw.get("Path", "/"),
-        managed_policies=frozenset(p["PolicyArn"] for p in attached),
+        managed_policies=frozenset(attached),
         inline_policies=inline,
         permissions_boundary=_boundary(raw),
         groups=frozenset(g["GroupName"] for g in groups),
