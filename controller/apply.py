@@ -11,20 +11,24 @@ Error tree (what the caller does with each)::
                                  quota, missing referenced policy/group, access denied): report,
                                  do not retry until the spec changes or the next drift check
 
-Idempotence rules applied per call: NoSuchEntity while deleting, and EntityAlreadyExists when
-creating an instance profile we planned, are success — a crash between two calls must never
-wedge the next attempt.
+Idempotence rules applied per call: NoSuchEntity while deleting, EntityAlreadyExists when
+creating an instance profile we planned, and LimitExceeded when adding a role to a profile that
+already holds that very role, are success — a crash between two calls, or an answer lost after
+AWS applied the call (the client's retry then meets its own result), must never wedge the next
+attempt.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore import xform_name
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from controller.plan import Action
 
@@ -115,17 +119,50 @@ def call(iam: IAMClient, action: Action) -> dict[str, Any]:
         response: dict[str, Any] = method(**action.params)
         return response
     except ClientError as exc:
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        message = str(error.get("Message", "")) or str(exc)
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        code = str(exc.response.get("Error", {}).get("Code", ""))
         if code == "NoSuchEntity" and action.api.startswith(DELETE_PREFIXES):
             return {}  # already gone: the goal of a delete step is met
         if code == "EntityAlreadyExists" and action.api == "CreateInstanceProfile":
             return {}  # left by an interrupted earlier attempt; AddRoleToInstanceProfile follows
-        raise classify(action.api, code, message, status) from exc
-    except BotoCoreError as exc:  # connection reset, timeout, ...: no answer from AWS at all
+        if (
+            code == "LimitExceeded"
+            and action.api == "AddRoleToInstanceProfile"
+            and _profile_holds_role(iam, action)
+        ):
+            return {}  # the one role a profile holds is ours: an earlier answer was lost
+        raise _from_client_error(action.api, exc) from exc
+    except (BotoCoreError, ResponseParserError) as exc:
+        # No usable answer at all (connection reset, timeout, a body that is not IAM's XML).
         raise RetryableError(action.api, type(exc).__name__, str(exc)) from exc
+
+
+@contextlib.contextmanager
+def classified(operation: str) -> Iterator[None]:
+    """Re-raise boto3 errors of the block (reads outside `call`) as classified AWSErrors, so
+    a throttled or failing read backs off like a failing write instead of escaping unnamed."""
+    try:
+        yield
+    except ClientError as exc:
+        raise _from_client_error(exc.operation_name or operation, exc) from exc
+    except (BotoCoreError, ResponseParserError) as exc:
+        raise RetryableError(operation, type(exc).__name__, str(exc)) from exc
+
+
+def _from_client_error(operation: str, exc: ClientError) -> AWSError:
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    message = str(error.get("Message", "")) or str(exc)
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    return classify(operation, code, message, status)
+
+
+def _profile_holds_role(iam: IAMClient, action: Action) -> bool:
+    try:
+        profile = iam.get_instance_profile(InstanceProfileName=action.params["InstanceProfileName"])
+    except (ClientError, BotoCoreError, ResponseParserError):
+        return False  # cannot tell: report AWS's LimitExceeded as it is
+    roles = profile["InstanceProfile"]["Roles"]
+    return any(r["RoleName"] == action.params["RoleName"] for r in roles)
 
 
 def classify(operation: str, code: str, message: str, status: int = 0) -> AWSError:

@@ -82,6 +82,8 @@ def connect(session: boto3.session.Session | None = None, max_attempts: int = 8)
     config = client_config(max_attempts)
     iam = session.client("iam", region_name=region, config=config)
     sts = session.client("sts", region_name=region, config=config)
+    for client in (iam, sts):
+        client.meta.events.register("before-parse", _generic_server_error)
     identity = sts.get_caller_identity()
     arn = identity["Arn"]
     counter = CallCounter()
@@ -92,6 +94,17 @@ def connect(session: boto3.session.Session | None = None, max_attempts: int = 8)
         partition=arn.split(":")[1] if arn.startswith("arn:") else "aws",
         counter=counter,
     )
+
+
+def _generic_server_error(response_dict: dict[str, Any], **_: Any) -> None:
+    """Give a 5xx whose body is not XML (a load balancer's or proxy's plain-text page) an empty
+    body: botocore then treats it as a generic server error and retries it like any 5xx, where
+    the text would make its parser raise ResponseParserError, which nothing retries."""
+    if int(response_dict.get("status_code") or 0) < 500:
+        return
+    body = response_dict.get("body") or b""
+    if not body.lstrip().startswith(b"<"):
+        response_dict["body"] = b""
 
 
 def count_calls(client: Any, counter: CallCounter) -> None:

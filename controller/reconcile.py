@@ -78,7 +78,13 @@ def reconcile(
                 return _invalid(str(exc), exists=True)
         observed = None  # differs or unclear: decide on a fresh read
     if observed is None:
-        observed = observe.read(clients.iam, desired.entity)
+        try:
+            with apply.classified("read"):
+                observed = observe.read(clients.iam, desired.entity)
+        except TerminalError as exc:  # e.g. AccessDenied: say so; transient errors propagate
+            return Outcome(
+                Verdict(False, Reason.AWS_ERROR, _explain(exc)), exists=False, up_to_date=False
+            )
     verdict = plan.ownership(desired, observed)
     if not verdict.allowed:
         assert observed is not None
@@ -132,9 +138,10 @@ def finalize(clients: Clients, desired: Desired, on_applied: OnApplied | None = 
             on_applied(action)
 
     for attempt in range(2):
-        observed = observe.read(
-            clients.iam, desired.entity, credentials=True, rare_credentials=attempt > 0
-        )
+        with apply.classified("read"):
+            observed = observe.read(
+                clients.iam, desired.entity, credentials=True, rare_credentials=attempt > 0
+            )
         if observed is None:
             return _gone(desired, applied)
         verdict = plan.ownership(desired, observed)
