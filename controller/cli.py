@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import secrets
 import sys
 from collections.abc import Callable, Sequence
 from importlib import resources
@@ -86,9 +87,17 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     run_parser.add_argument(
         "--priority",
-        type=int,
+        type=_priority,
         default=0,
-        help="peering priority; the highest active instance works",
+        help="peering priority; the highest live instance works, equal ones all pause. "
+        "'random' draws one per process, so identical replicas get distinct priorities",
+    )
+    run_parser.add_argument(
+        "--peering-lifetime",
+        type=int,
+        default=60,
+        metavar="SECONDS",
+        help="how long peers wait for a silent (killed) instance before taking over",
     )
     run_parser.add_argument(
         "--liveness",
@@ -126,7 +135,14 @@ def run(args: argparse.Namespace) -> int:
         principal_window=args.principal_window,
     )
     handlers.register(config.drift_interval)
+    settings = kopf.OperatorSettings()
+    settings.peering.lifetime = args.peering_lifetime
+    if args.peering:
+        logging.getLogger(__name__).info(
+            "peering %r with priority %d", args.peering, args.priority
+        )
     kopf.run(
+        settings=settings,
         clusterwide=not args.namespace,
         namespaces=args.namespace,
         standalone=args.standalone,
@@ -136,6 +152,14 @@ def run(args: argparse.Namespace) -> int:
         memo=kopf.Memo(config=config),
     )
     return 0
+
+
+def _priority(value: str) -> int:
+    # Kopf pauses every peer when two share the highest priority, so replicas of one
+    # Deployment (same arguments) need a per-process draw; 2**31 makes a tie negligible.
+    if value == "random":
+        return secrets.randbelow(2**31 - 1) + 1
+    return int(value)
 
 
 def crds_yaml() -> str:

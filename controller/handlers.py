@@ -142,7 +142,7 @@ async def on_change(
     rt: Runtime = memo.runtime
     uid = str(body.metadata.uid)
     async with rt.lock(uid):
-        desired = _parse_or_report(rt, body, status, patch)
+        desired = _parse_or_report(rt, body, status, patch, "change")
         if desired is None:
             return
         rt.sweeper.managed[uid] = desired.entity
@@ -157,7 +157,7 @@ async def drift_check(
     if status.get("observedGeneration") != body.meta.get("generation"):
         return  # a spec change is still being handled; it will reconcile anyway
     async with rt.lock(uid):
-        desired = _parse_or_report(rt, body, status, patch)
+        desired = _parse_or_report(rt, body, status, patch, "drift")
         if desired is None:
             return
         found, hint = await rt.sweeper.lookup(uid, desired.entity)
@@ -302,12 +302,16 @@ async def _reconcile(
 
 
 def _parse_or_report(
-    rt: Runtime, body: kopf.Body, status: kopf.Status, patch: kopf.Patch
+    rt: Runtime, body: kopf.Body, status: kopf.Status, patch: kopf.Patch, trigger: str
 ) -> Desired | None:
     try:
         return model.parse(body, rt.config.limits)
     except SpecError as exc:
         message = str(exc)
+        # Counted like every other outcome, so an invalid spec shows on the reconcile dashboard.
+        metrics.RECONCILES.labels(
+            kind=str(body["kind"]), trigger=trigger, result=str(Reason.INVALID_SPEC).lower()
+        ).inc()
         if _ready(status) != (Reason.INVALID_SPEC, message):
             kopf.warn(body, reason="InvalidSpec", message=message)
         _write_status(rt, body, status, patch, Verdict(False, Reason.INVALID_SPEC, message))

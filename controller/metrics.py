@@ -14,7 +14,7 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 RECONCILES = Counter(
     "rolekeeper_reconcile_total",
     "Reconcile attempts by kind (IAMRole/IAMUser), trigger (change/drift/delete) and result "
-    "(synced, invalid, conflict, aws_error, retry).",
+    "(synced, deleted, retry, or the lower-cased Ready reason: invalidspec, conflict, awserror).",
     ["kind", "trigger", "result"],
     registry=REGISTRY,
 )
