@@ -4,7 +4,7 @@
 # Two stages: the first installs rolekeeper and its dependencies into a virtualenv (every
 # dependency ships wheels for linux amd64/arm64, so no compiler is needed even there); the
 # final image is the slim Python base plus that virtualenv: no pip, no build tools, no source
-# tree, no shell scripts of ours, running as an unprivileged user with a read-only root.
+# tree; it runs as an unprivileged user and needs no writable root filesystem.
 # Python 3.11 is the version the test suite runs on; pin the base by digest in your registry.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -22,8 +22,10 @@ COPY controller/ controller/
 # (pyproject package-data), so `rolekeeper crds` works in the image.
 COPY crds/ crds/
 # Non-editable install; byte-compiled here, because the final root filesystem is read-only.
+# The smoke test runs the installed entry point (not ./controller), CRDs included.
 RUN pip --python /opt/rolekeeper/bin/python install --compile . \
- && /opt/rolekeeper/bin/python -m controller.cli version
+ && cd / && /opt/rolekeeper/bin/rolekeeper version \
+ && /opt/rolekeeper/bin/rolekeeper crds | grep -q "name: iamroles.iam.rolekeeper.dev"
 
 FROM ${PYTHON_IMAGE}
 # Drop the base image's own pip/setuptools too: nothing in the final image can install code.
