@@ -8,6 +8,7 @@ same counter, and the operator's own code never has to remember to count.
 
 from __future__ import annotations
 
+import random
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ConnectionError, HTTPClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -84,6 +86,9 @@ def connect(session: boto3.session.Session | None = None, max_attempts: int = 8)
     sts = session.client("sts", region_name=region, config=config)
     for client in (iam, sts):
         client.meta.events.register("before-parse", _generic_server_error)
+        # Registered after botocore's own retry handler, so it only decides when that one
+        # declined (the first non-None answer to needs-retry wins).
+        client.meta.events.register("needs-retry", _retry_past_quota(max_attempts))
     identity = sts.get_caller_identity()
     arn = identity["Arn"]
     counter = CallCounter()
@@ -97,14 +102,61 @@ def connect(session: boto3.session.Session | None = None, max_attempts: int = 8)
 
 
 def _generic_server_error(response_dict: dict[str, Any], **_: Any) -> None:
-    """Give a 5xx whose body is not XML (a load balancer's or proxy's plain-text page) an empty
-    body: botocore then treats it as a generic server error and retries it like any 5xx, where
-    the text would make its parser raise ResponseParserError, which nothing retries."""
+    """Give a 5xx that is not IAM's XML error (a load balancer's or proxy's text or HTML page) an
+    empty body: botocore then treats it as a generic server error and retries it like any 5xx,
+    where the page would make its parser raise ResponseParserError, which nothing retries."""
     if int(response_dict.get("status_code") or 0) < 500:
         return
-    body = response_dict.get("body") or b""
-    if not body.lstrip().startswith(b"<"):
+    if b"<Error>" not in (response_dict.get("body") or b""):
         response_dict["body"] = b""
+
+
+# Transient answers that are not a 5xx; botocore's standard retry mode retries the same.
+TRANSIENT_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "RequestThrottled",
+        "SlowDown",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "PriorRequestNotComplete",
+    }
+)
+
+
+def _retry_past_quota(max_attempts: int) -> Callable[..., Any]:
+    """Keep retrying transient failures after botocore's retry quota is spent.
+
+    botocore stops retrying once its per-client quota is gone (500 tokens, 14 per retried 5xx
+    or reset, 1 back per clean call): under a sustained error rate of about 10% or more that
+    happens within a few dozen calls, and every reconcile would then need all of its ten or so
+    calls to succeed in one go, re-reading everything on each handler retry — more calls to a
+    struggling AWS, not fewer, and minutes to converge. Past the quota each call keeps its own
+    jittered exponential backoff (botocore's formula, same attempt limit); the worker pool
+    bounds how many calls wait at once, and adaptive mode still slows everyone on throttling.
+    """
+
+    def needs_retry(
+        response: Any = None, caught_exception: Any = None, attempts: int = 1, **_: Any
+    ) -> float | None:
+        if attempts >= max_attempts:
+            return None
+        if caught_exception is not None:
+            transient = isinstance(caught_exception, ConnectionError | HTTPClientError)
+        elif response is not None:
+            http_response, parsed = response
+            code = (parsed.get("Error") or {}).get("Code", "") if isinstance(parsed, dict) else ""
+            transient = code in TRANSIENT_CODES or int(http_response.status_code) >= 500
+        else:
+            transient = False
+        return random.uniform(0.0, min(20.0, 2.0 ** (attempts - 1))) if transient else None
+
+    return needs_retry
 
 
 def count_calls(client: Any, counter: CallCounter) -> None:

@@ -118,13 +118,19 @@ def read_credentials(iam: IAMClient, name: str, rare: bool = False) -> Credentia
 
 def instance_profile_tags(iam: IAMClient, name: str) -> dict[str, str] | None:
     """Tags of an instance profile (None when it does not exist)."""
+    found = instance_profile(iam, name)
+    return None if found is None else found[0]
+
+
+def instance_profile(iam: IAMClient, name: str) -> tuple[dict[str, str], frozenset[str]] | None:
+    """Tags and role names of an instance profile (None when it does not exist)."""
     try:
         profile = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
     except ClientError as exc:
         if _code(exc) == "NoSuchEntity":
             return None
         raise
-    return _tags(profile.get("Tags"))
+    return _tags(profile.get("Tags")), frozenset(r["RoleName"] for r in profile.get("Roles", []))
 
 
 def read(

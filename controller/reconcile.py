@@ -143,6 +143,7 @@ def finalize(clients: Clients, desired: Desired, on_applied: OnApplied | None = 
                 clients.iam, desired.entity, credentials=True, rare_credentials=attempt > 0
             )
         if observed is None:
+            apply.execute(clients.iam, _orphaned_profile(clients, desired, None), record)
             return _gone(desired, applied)
         verdict = plan.ownership(desired, observed)
         if verdict is not Ownership.OWNED:
@@ -159,6 +160,7 @@ def finalize(clients: Clients, desired: Desired, on_applied: OnApplied | None = 
             return _gone(desired, applied, left=True)
         try:
             actions = keep_foreign_profiles(clients, desired, plan.plan_delete(observed))
+            actions += _orphaned_profile(clients, desired, observed)
             apply.execute(clients.iam, actions, record)
             return _gone(desired, applied)
         except DeleteConflict:
@@ -186,6 +188,31 @@ def keep_foreign_profiles(
                 continue
         kept.append(action)
     return tuple(kept)
+
+
+def _orphaned_profile(
+    clients: Clients, desired: Desired, observed: Entity | None
+) -> tuple[Action, ...]:
+    """DeleteInstanceProfile for our same-named profile once no role is in it: an attempt stopped
+    between RemoveRoleFromInstanceProfile and DeleteInstanceProfile (a crash, a lost answer)
+    leaves it behind, and the role's own listing no longer leads to it. One extra read, only
+    for roles whose spec asks for a profile and whose profile the role no longer lists."""
+    name = desired.aws_name
+    if not isinstance(desired.entity, Role) or name not in desired.entity.instance_profiles:
+        return ()
+    if isinstance(observed, Role) and name in observed.instance_profiles:
+        return ()  # still holds the role: plan_delete removes and deletes it
+    with apply.classified("read"):
+        found = observe.instance_profile(clients.iam, name)
+    if found is None or found[1] or found[0].get(OWNER_TAG) != desired.ref.owner:
+        return ()
+    return (
+        Action(
+            "DeleteInstanceProfile",
+            {"InstanceProfileName": name},
+            f"Deleted instance profile {name}",
+        ),
+    )
 
 
 # --- outcomes ---------------------------------------------------------------------------------
