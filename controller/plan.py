@@ -14,6 +14,7 @@ from typing import Any
 
 from controller import policy
 from controller.model import (
+    OWNER_TAG,
     OWNERSHIP_TAGS,
     Desired,
     Entity,
@@ -82,19 +83,21 @@ def plan(desired: Desired, observed: Entity | None, partition: str = "aws") -> t
     """Calls that make `observed` (None: absent) equal to `desired`. Ownership is checked by the
     caller with `ownership()`; immutable differences (path) raise SpecError."""
     entity = desired.entity
+    if observed is None:
+        if isinstance(entity, Role):
+            return _create_role(desired, entity, partition)
+        return _create_user(desired, entity, partition)
     if isinstance(entity, Role):
-        assert observed is None or isinstance(observed, Role)
-        return (
-            _create_role(desired, entity, partition)
-            if observed is None
-            else _update_role(desired, entity, observed, partition)
-        )
-    assert observed is None or isinstance(observed, User)
-    return (
-        _create_user(desired, entity, partition)
-        if observed is None
-        else _update_user(desired, entity, observed, partition)
-    )
+        assert isinstance(observed, Role)
+        actions = _update_role(desired, entity, observed, partition)
+    else:
+        assert isinstance(observed, User)
+        actions = _update_user(desired, entity, observed, partition)
+    if OWNER_TAG not in observed.tags:
+        # Adopting: claim the entity first, so an AWS policy that scopes writes by our owner
+        # tag (docs/aws-policy.json) allows every call after it. sorted() is stable.
+        actions = tuple(sorted(actions, key=lambda a: a.api not in ("TagRole", "TagUser")))
+    return actions
 
 
 def plan_delete(observed: Entity) -> tuple[Action, ...]:

@@ -156,7 +156,9 @@ class AwsProxy:
                     time.sleep(proxy.faults.slow_seconds)
                 upstream = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=60)
                 try:
-                    headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                    # Host stays as the client sent it: it is part of the SigV4 signature, which
+                    # moto checks when IAM authorization is enforced.
+                    headers = dict(self.headers.items())
                     upstream.request(self.command, self.path, body=body or None, headers=headers)
                     response = upstream.getresponse()
                     payload = response.read()

@@ -245,7 +245,7 @@ class Cluster:
     def service_account_token(self, namespace: str, name: str, duration: str = "1h") -> str:
         """Create the ServiceAccount if needed and return a bound token for it (TokenRequest)."""
         created = self.kubectl("create", "serviceaccount", name, "-n", namespace, check=False)
-        if created.returncode != 0 and "AlreadyExists" not in created.stderr:
+        if created.returncode != 0 and "already exists" not in created.stderr.lower():
             raise KubectlError(created.returncode, created.args, created.stdout, created.stderr)
         return self.kubectl(
             "create", "token", name, "-n", namespace, f"--duration={duration}"

@@ -1075,3 +1075,21 @@ def test_bare_account_ids_are_sent_as_root_arns_of_the_accounts_partition(partit
     actions = plan(want_role(assume_role_policy=ACCOUNT_TRUST), None, partition)
     sent = policy.parse(actions[0].params["AssumeRolePolicyDocument"])
     assert sent["Statement"][0]["Principal"] == {"AWS": f"arn:{partition}:iam::{ACCOUNT}:root"}
+
+
+@pytest.mark.parametrize(
+    ("want", "seen", "tag_api"),
+    [
+        (lambda: want_role(adopt=True, managed_policies=frozenset({S3_READ}), description="d"),
+         lambda: seen_role(tags={"team": "x"}), "TagRole"),
+        (lambda: want_user(adopt=True, managed_policies=frozenset({S3_READ})),
+         lambda: seen_user(tags={}), "TagUser"),
+    ],
+    ids=["role", "user"],
+)
+def test_adopting_claims_the_entity_before_any_other_write(want: Any, seen: Any, tag_api: str) -> None:
+    """A tag-scoped AWS policy only lets the operator write to entities carrying its owner tag."""
+    actions = plan(want(), seen())
+    assert len(actions) > 1
+    assert actions[0].api == tag_api
+    assert actions[0].params["Tags"][0]["Key"] == OWNER_TAG
