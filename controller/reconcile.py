@@ -116,7 +116,10 @@ def reconcile(
             arn = created["Arn"]
             entity_id = created.get("RoleId") or created.get("UserId", "")
     return Outcome(
-        Verdict(True, Reason.SYNCED, _synced_message(desired, observed is None), arn, entity_id),
+        # Same words as a check that found nothing to do: "created"/"updated" would be history
+        # (the Events keep it), and rewording it on the next drift check costs every object a
+        # status write for nothing.
+        Verdict(True, Reason.SYNCED, _synced_message(desired), arn, entity_id),
         exists=True,
         up_to_date=True,
         applied=tuple(a.action for a in done),
@@ -237,9 +240,8 @@ def _synced(observed: Entity) -> Outcome:
     )
 
 
-def _synced_message(desired: Desired, created: bool) -> str:
-    kind = "role" if isinstance(desired.entity, Role) else "user"
-    return f"IAM {kind} {'created' if created else 'updated'} and in sync"
+def _synced_message(desired: Desired) -> str:
+    return f"IAM {_kind(desired.entity)} is in sync"
 
 
 def _invalid(message: str, exists: bool) -> Outcome:
