@@ -30,8 +30,6 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal
 
-from deepdiff import DeepDiff
-
 __all__ = [
     "DEFAULT_VERSION",
     "Document",
@@ -407,6 +405,10 @@ _Line = tuple[tuple[tuple[int, str], ...], int, str]
 
 
 def _diff_lines(before: Document, after: Document) -> list[str]:
+    # Imported on first use: deepdiff pulls in pydantic (~20 MiB resident), and an operator
+    # that only creates and checks entities never needs a diff in words.
+    from deepdiff import DeepDiff  # noqa: PLC0415
+
     # Pair statements even when most of them changed (intersection 1), and describe a
     # paired statement field by field rather than as one opaque replacement.
     diff = DeepDiff(
