@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
 import secrets
 import sys
@@ -113,7 +114,24 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run_parser.add_argument("--debug", action="store_true")
 
 
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """Cap glibc's malloc arenas before any thread starts.
+
+    glibc gives each thread that allocates concurrently an arena of its own (up to 8 per core);
+    the boto3 worker threads then keep freed memory spread over many arenas. Two arenas cut the
+    operator's resident memory at 1,000 objects by about 20 MiB (docs/performance.md) at no
+    measurable cost. Same as MALLOC_ARENA_MAX=2; a no-op where libc is not glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_arena_max = -8  # from glibc's malloc.h
+    return bool(libc.mallopt(m_arena_max, arenas))
+
+
 def run(args: argparse.Namespace) -> int:
+    limit_malloc_arenas()
     # Imported here so `rolekeeper crds`/`plan` start fast and never load the operator.
     import kopf  # noqa: PLC0415
 
