@@ -33,7 +33,7 @@ from controller.sweep import Sweeper
 GROUP = "iam.rolekeeper.dev"
 VERSION = "v1alpha1"
 PLURALS = ("iamroles", "iamusers")
-EVENT_POSTERS = 10  # concurrent Kubernetes Event posts (Kopf's default: one per object)
+EVENT_POSTERS = 16  # concurrent Kubernetes Event posts (Kopf's default: one per object)
 # Chosen once, never to change: renaming them would orphan finalizers and progress on upgrade.
 FINALIZER = f"{GROUP}/finalizer"
 ANNOTATION_PREFIX = GROUP
@@ -105,8 +105,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.execution.max_workers = config.workers
     # Kopf posts each object's Events from its own worker, unbounded by default: 1,000 objects
     # created at once opened ~330 TLS connections to the API server (+~55 MiB RSS, handshake
-    # CPU). Events are not on the way to Ready, so a few posters are enough.
+    # CPU). Events are not on the way to Ready, so a few posters are enough, provided a worker
+    # frees its slot as soon as its object's few Events are out (Kopf waits 1 s for more).
     settings.posting.worker_limit = EVENT_POSTERS
+    settings.posting.idle_timeout = 0.1
     # Reconnect watches well before proxies/load balancers cut idle streams.
     settings.watching.server_timeout = 270
     settings.watching.client_timeout = 300
@@ -156,8 +158,8 @@ async def on_change(
         if desired is None:
             return
         rt.sweeper.managed[uid] = desired.entity
-        rt.sweeper.read_live(uid)
         await _reconcile(rt, body, status, patch, desired, "change", retry, runtime.total_seconds())
+        rt.sweeper.reconciled(uid)
 
 
 async def drift_check(
@@ -173,9 +175,9 @@ async def drift_check(
             return
         found, hint = await rt.sweeper.lookup(uid, desired.entity)
         metrics.SNAPSHOT_AGE.set(rt.sweeper.snapshot_age)
-        if found and rt.sweeper.older_than_live_read(uid):
-            # Taken before this object's own reconcile read AWS (e.g. before its role was
-            # created): it can show nothing newer, and a re-read would cost 5 calls per object.
+        if found and rt.sweeper.predates_reconcile(uid):
+            # Finished before this object's own reconcile did (e.g. before its role existed):
+            # it shows nothing newer, and a re-read would cost 5 calls per object.
             return
         # On a transient failure the next interval tries again; status already says why.
         with contextlib.suppress(kopf.TemporaryError):

@@ -44,7 +44,7 @@ class Sweeper:
         self._taken_at = -math.inf
         self._skipped = 0
         self.managed: dict[str, Entity] = {}  # uid -> desired entity, kept by the handlers
-        self._live_reads: dict[str, float] = {}  # uid -> when its reconcile last read AWS
+        self._reconciled: dict[str, float] = {}  # uid -> when its own reconcile last finished
         self.snapshots_taken = 0
 
     @property
@@ -53,16 +53,17 @@ class Sweeper:
 
     def forget(self, uid: str) -> None:
         self.managed.pop(uid, None)
-        self._live_reads.pop(uid, None)
+        self._reconciled.pop(uid, None)
 
-    def read_live(self, uid: str) -> None:
-        """Record that `uid`'s reconcile is about to read its entity from AWS itself."""
-        self._live_reads[uid] = self._clock()
+    def reconciled(self, uid: str) -> None:
+        """Record that `uid`'s own reconcile (which reads AWS itself) has just finished."""
+        self._reconciled[uid] = self._clock()
 
-    def older_than_live_read(self, uid: str) -> bool:
-        """Whether the current snapshot finished before `uid`'s last own read started: it then
-        shows nothing newer than that read, and misses an entity created since."""
-        return self._taken_at <= self._live_reads.get(uid, -math.inf)
+    def predates_reconcile(self, uid: str) -> bool:
+        """Whether the current snapshot finished before `uid`'s last own reconcile did: it may
+        miss what that reconcile created, and a change it could show is at most one interval
+        from the next snapshot."""
+        return self._taken_at <= self._reconciled.get(uid, -math.inf)
 
     async def lookup(self, uid: str, entity: Entity) -> tuple[bool, Entity | None]:
         """(True, observed-or-None) from this interval's snapshot, or (False, None) when the
