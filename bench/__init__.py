@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): convergence, AWS API cost, drift sweeps, idle cost, memory and CPU."""
