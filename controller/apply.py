@@ -12,10 +12,10 @@ Error tree (what the caller does with each)::
                                  do not retry until the spec changes or the next drift check
 
 Idempotence rules applied per call: NoSuchEntity while deleting, EntityAlreadyExists when
-creating an instance profile we planned, and LimitExceeded when adding a role to a profile that
-already holds that very role, are success — a crash between two calls, or an answer lost after
-AWS applied the call (the client's retry then meets its own result), must never wedge the next
-attempt.
+creating an instance profile that carries our owner tag, and LimitExceeded when adding a role to
+a profile that already holds that very role, are success — a crash between two calls, or an
+answer lost after AWS applied the call (the client's retry then meets its own result), must
+never wedge the next attempt. A same-named profile someone else made is not ours to fill.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from botocore import xform_name
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
+from controller.model import OWNER_TAG
 from controller.plan import Action
 
 if TYPE_CHECKING:
@@ -123,7 +124,16 @@ def call(iam: IAMClient, action: Action) -> dict[str, Any]:
         if code == "NoSuchEntity" and action.api.startswith(DELETE_PREFIXES):
             return {}  # already gone: the goal of a delete step is met
         if code == "EntityAlreadyExists" and action.api == "CreateInstanceProfile":
-            return {}  # left by an interrupted earlier attempt; AddRoleToInstanceProfile follows
+            if _same_owner(iam, action):
+                return {}  # an interrupted earlier attempt made it; AddRoleToInstanceProfile next
+            name = action.params["InstanceProfileName"]
+            raise TerminalError(
+                action.api,
+                code,
+                f"instance profile {name} already exists and was not created by Rolekeeper for "
+                "this object; Rolekeeper will not put its role into it: delete or rename that "
+                "profile, or set spec.instanceProfile: false",
+            ) from exc
         if (
             code == "LimitExceeded"
             and action.api == "AddRoleToInstanceProfile"
@@ -154,6 +164,16 @@ def _from_client_error(operation: str, exc: ClientError) -> AWSError:
     message = str(error.get("Message", "")) or str(exc)
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
     return classify(operation, code, message, status)
+
+
+def _same_owner(iam: IAMClient, action: Action) -> bool:
+    """Whether the existing profile carries the owner tag this CreateInstanceProfile would set
+    (ownership, like plan.ownership, follows namespace/name, not the uid)."""
+    wanted = {t["Key"]: t["Value"] for t in action.params.get("Tags", [])}.get(OWNER_TAG)
+    with classified("GetInstanceProfile"):
+        profile = iam.get_instance_profile(InstanceProfileName=action.params["InstanceProfileName"])
+    tags = {t["Key"]: t["Value"] for t in profile["InstanceProfile"].get("Tags", [])}
+    return wanted is not None and tags.get(OWNER_TAG) == wanted
 
 
 def _profile_holds_role(iam: IAMClient, action: Action) -> bool:
