@@ -1,0 +1,317 @@
+"""The bad-input catalogue: malformed and hostile IAMRole/IAMUser specs and what each must cause.
+
+Pure data (no cluster needed), so the unit tier can check docs/reliability.md lists every case:
+`python -m tests.e2e.badinput` prints the Markdown table that the doc embeds.
+
+Outcomes, from the earliest stop to the latest:
+
+- `rejected`    the API server refuses it at `kubectl apply` (CRD schema or CEL rule); it is
+                never stored, the operator never sees it, AWS gets no call.
+- `InvalidSpec` stored, but Rolekeeper's own validation refuses it: Ready=False, reason
+                InvalidSpec, and no AWS call at all (not even a read).
+- `Conflict`    the name belongs to an entity Rolekeeper did not create: reads only, no write.
+- `AWSError`    only AWS can know (a referenced policy or group that does not exist, a resource
+                ARN IAM's grammar refuses): the writes listed happen, then Ready=False with AWS's
+                message; nothing is retried until the spec changes or the next drift check.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Outcome = Literal["rejected", "InvalidSpec", "Conflict", "AWSError"]
+
+ACCOUNT = "123456789012"
+# Real AWS refuses these at the call; moto accepts them, so the suite's proxy answers for AWS
+# (see RecordingProxy.rules): what that proves is the operator's reaction, not AWS's grammar.
+NO_SUCH_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/rolekeeper-no-such-role"
+NO_SUCH_BOUNDARY_ARN = f"arn:aws:iam::{ACCOUNT}:policy/rolekeeper-no-such-boundary"
+
+TRUST: dict[str, Any] = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ],
+}
+
+
+def _identity(**statement: Any) -> dict[str, Any]:
+    body = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*", **statement}
+    return {"Version": "2012-10-17", "Statement": [{k: v for k, v in body.items() if v is not None}]}
+
+
+def _trust(**statement: Any) -> dict[str, Any]:
+    body = {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+            "Action": "sts:AssumeRole", **statement}
+    return {"Version": "2012-10-17", "Statement": [{k: v for k, v in body.items() if v is not None}]}
+
+
+def _big_identity(statements: int) -> dict[str, Any]:
+    """A document of about 120 characters per statement (whitespace does not count)."""
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": f"S{i}", "Effect": "Allow", "Action": "s3:GetObject",
+         "Resource": f"arn:aws:s3:::bucket-number-{i:05d}/prefix/of/some/length/*"}
+        for i in range(statements)
+    ]}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One hostile object: its spec (name filled in by `obj`), the outcome and the message."""
+
+    id: str  # also metadata.name (a DNS label)
+    what: str  # the input, in words, for the doc table
+    outcome: Outcome
+    fragment: str  # must appear in kubectl's error or in the Ready message
+    spec: Mapping[str, Any] = field(default_factory=dict)
+    kind: Literal["IAMRole", "IAMUser"] = "IAMRole"
+    name_field: bool = True  # False: leave roleName/userName unset (defaulted from metadata.name)
+    metadata_name: str = ""  # override metadata.name
+    # AWSError cases: the writes that reach AWS, as (action, succeeded); every other outcome
+    # makes none. A set: rejected calls may be retried (their count is not part of the contract).
+    writes: frozenset[tuple[str, bool]] = frozenset()
+    emulated: bool = False  # AWS's answer comes from the proxy (moto is lenient here)
+    note: str = ""
+
+    @property
+    def name_key(self) -> str:
+        return "roleName" if self.kind == "IAMRole" else "userName"
+
+    def aws_name(self, prefix: str) -> str:
+        return str(self.spec.get(self.name_key) or f"{prefix}-{self.id}"[:64])
+
+    def obj(self, prefix: str) -> dict[str, Any]:
+        spec: dict[str, Any] = {}
+        if self.kind == "IAMRole":
+            spec["assumeRolePolicy"] = TRUST
+        if self.name_field:
+            spec[self.name_key] = self.aws_name(prefix)
+        spec.update(self.spec)
+        spec = {k: v for k, v in spec.items() if v is not _OMIT}
+        return {
+            "apiVersion": "iam.rolekeeper.dev/v1alpha1",
+            "kind": self.kind,
+            "metadata": {"name": self.metadata_name or self.id},
+            "spec": spec,
+        }
+
+
+_OMIT: Any = object()  # a spec value that removes the key (e.g. the required trust policy)
+
+W = frozenset
+
+
+CASES: tuple[Case, ...] = (
+    # --- names and paths ---------------------------------------------------------------------
+    Case("name-with-space", "roleName `has space`", "rejected",
+         "spec.roleName in body should match", {"roleName": "has space"}),
+    Case("name-65-chars", "roleName of 65 characters", "rejected",
+         "spec.roleName: Too long", {"roleName": "r" * 65}),
+    Case("name-with-slash", "roleName `team/app` (a path in the name)", "rejected",
+         "spec.roleName in body should match", {"roleName": "team/app"}),
+    Case("name-non-ascii", "roleName `rôle-é` (letters outside ASCII)", "rejected",
+         "spec.roleName in body should match", {"roleName": "rôle-é"}),
+    Case("metadata-name-over-64", "no roleName and a 70-character metadata.name", "rejected",
+         "metadata.name is longer than 64 characters", name_field=False,
+         metadata_name="m" * 70),
+    Case("user-name-with-star", "IAMUser userName `ci*`", "rejected",
+         "spec.userName in body should match", {"userName": "ci*"}, kind="IAMUser"),
+    Case("path-no-trailing-slash", "path `/apps`", "rejected",
+         "spec.path in body should match", {"path": "/apps"}),
+    # --- scalar types and ranges -------------------------------------------------------------
+    Case("session-below-minimum", "maxSessionDuration 900", "rejected",
+         "should be greater than or equal to 3600", {"maxSessionDuration": 900}),
+    Case("session-above-maximum", "maxSessionDuration 50000", "rejected",
+         "should be less than or equal to 43200", {"maxSessionDuration": 50000}),
+    Case("session-as-string", 'maxSessionDuration `"1h"`', "rejected",
+         "spec.maxSessionDuration in body must be of type integer", {"maxSessionDuration": "1h"}),
+    Case("instance-profile-as-string", 'instanceProfile `"yes"`', "rejected",
+         "spec.instanceProfile in body must be of type boolean", {"instanceProfile": "yes"}),
+    Case("deletion-policy-unknown", "deletionPolicy `Orphan`", "rejected",
+         'spec.deletionPolicy: Unsupported value: "Orphan"', {"deletionPolicy": "Orphan"}),
+    Case("unknown-spec-field", "a misspelt field `roleNmae`", "rejected",
+         'unknown field "spec.roleNmae"', {"roleNmae": "typo"}),
+    Case("description-outside-latin1", "description with `Ω` (outside IAM's Latin-1 range)",
+         "rejected", "spec.description in body should match", {"description": "Ω role"}),
+    Case("description-1001-chars", "description of 1001 characters", "rejected",
+         "spec.description: Too long", {"description": "d" * 1001}),
+    # --- policy documents: shape -------------------------------------------------------------
+    Case("trust-missing", "no assumeRolePolicy", "rejected",
+         "spec.assumeRolePolicy: Required value", {"assumeRolePolicy": _OMIT}),
+    Case("trust-as-json-string", "assumeRolePolicy as a JSON string", "rejected",
+         "spec.assumeRolePolicy in body must be of type object",
+         {"assumeRolePolicy": json.dumps(TRUST)}),
+    Case("inline-as-json-string", "an inline policy as a JSON string", "rejected",
+         "spec.inlinePolicies.p in body must be of type object",
+         {"inlinePolicies": {"p": json.dumps(_identity())}}),
+    Case("inline-policy-bad-name", "inline policy named `has space`", "rejected",
+         "inline policy names must be 1 to 128", {"inlinePolicies": {"has space": _identity()}}),
+    Case("policy-version-unknown", 'inline policy Version `"2012-10-18"`', "rejected",
+         'spec.inlinePolicies.p.Version: Unsupported value: "2012-10-18"',
+         {"inlinePolicies": {"p": {**_identity(), "Version": "2012-10-18"}}}),
+    # --- managed policies and boundary -------------------------------------------------------
+    Case("managed-policies-as-string", "managedPolicies as a single string", "rejected",
+         "spec.managedPolicies in body must be of type array",
+         {"managedPolicies": "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"}),
+    Case("twenty-one-policies", "21 managed policies (IAM's hard limit is 20)", "rejected",
+         "must have at most 20 items",
+         {"managedPolicies": [f"arn:aws:iam::aws:policy/P{i}" for i in range(21)]}),
+    Case("duplicated-policy-arn", "the same policy ARN twice", "rejected",
+         "spec.managedPolicies[1]: Duplicate value",
+         {"managedPolicies": ["arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"] * 2}),
+    Case("policy-name-not-arn", "managedPolicies `AmazonS3ReadOnlyAccess` (a name, not an ARN)",
+         "rejected", "spec.managedPolicies[0] in body should match",
+         {"managedPolicies": ["AmazonS3ReadOnlyAccess"]}),
+    Case("boundary-not-arn", "permissionsBoundary `PowerUserAccess`", "rejected",
+         "spec.permissionsBoundary in body should match",
+         {"permissionsBoundary": "PowerUserAccess"}),
+    Case("group-name-with-space", "IAMUser groups `[dev ops]`", "rejected",
+         "spec.groups[0] in body should match", {"groups": ["dev ops"]}, kind="IAMUser"),
+    # --- tags --------------------------------------------------------------------------------
+    Case("fifty-one-tags", "51 tags", "rejected", "spec.tags: Too many: 51",
+         {"tags": {f"k{i}": "v" for i in range(51)}}),
+    Case("aws-tag-key", "tag key `aws:cloudformation:stack-name`", "rejected",
+         "starting with 'aws:' are reserved by AWS",
+         {"tags": {"aws:cloudformation:stack-name": "x"}}),
+    Case("forged-owner-tag", "tag `rolekeeper.dev/owner: other-team/role` (forged ownership)",
+         "rejected", "reserved for the operator's ownership tags",
+         {"tags": {"rolekeeper.dev/owner": "other-team/role"}}),
+    Case("tag-value-emoji", "tag value `🚀` (outside IAM's tag characters)", "rejected",
+         "spec.tags.team in body should match", {"tags": {"team": "🚀"}}),
+    Case("tag-value-zero-width-space", "tag value with U+200B (a format character)",
+         "rejected", "spec.tags.team in body should match", {"tags": {"team": "a\u200bb"}}),
+    Case("tag-key-with-tab", "tag key with a tab", "rejected",
+         "tag keys may contain only", {"tags": {"bad\tkey": "x"}}),
+    Case("tag-value-number", "tag value `3` (a number)", "rejected",
+         "spec.tags.replicas in body must be of type string", {"tags": {"replicas": 3}}),
+    # --- stored, refused by Rolekeeper before any AWS call -----------------------------------
+    Case("identity-policy-with-principal", "Principal in an inline (identity) policy",
+         "InvalidSpec", "Principal is not allowed in an identity policy",
+         {"inlinePolicies": {"p": _identity(Principal="*")}}),
+    Case("trust-notprincipal-allow", "NotPrincipal with Effect Allow in the trust policy",
+         "InvalidSpec", "NotPrincipal with Effect Allow is not allowed",
+         {"assumeRolePolicy": _trust(Principal=None, NotPrincipal={"AWS": f"arn:aws:iam::{ACCOUNT}:root"})}),
+    Case("trust-without-principal", "trust policy statement without Principal", "InvalidSpec",
+         "Principal or NotPrincipal is required in a trust policy",
+         {"assumeRolePolicy": _trust(Principal=None)}),
+    Case("trust-with-resource", "Resource in the trust policy", "InvalidSpec",
+         "Resource is not allowed in a trust policy", {"assumeRolePolicy": _trust(Resource="*")}),
+    Case("principal-type-unknown", 'trust Principal `{"Account": ...}`', "InvalidSpec",
+         "unknown principal type 'Account'",
+         {"assumeRolePolicy": _trust(Principal={"Account": ACCOUNT})}),
+    Case("effect-lowercase", 'Effect `"allow"`', "InvalidSpec",
+         "must be Allow or Deny (case-sensitive)",
+         {"inlinePolicies": {"p": _identity(Effect="allow")}}),
+    Case("statement-key-typo", "statement key `Actions`", "InvalidSpec", "unknown key 'Actions'",
+         {"inlinePolicies": {"p": _identity(Action=None, Actions="s3:GetObject")}}),
+    Case("document-key-typo", "document key `Statment`", "InvalidSpec", "unknown key 'Statment'",
+         {"inlinePolicies": {"p": {"Version": "2012-10-17", "Statment": _identity()["Statement"]}}}),
+    Case("statement-empty", "Statement `[]`", "InvalidSpec", "Statement: must not be empty",
+         {"inlinePolicies": {"p": {"Version": "2012-10-17", "Statement": []}}}),
+    Case("action-not-a-string", "Action `42`", "InvalidSpec",
+         "must be a string or a non-empty list of strings",
+         {"inlinePolicies": {"p": _identity(Action=42)}}),
+    Case("action-without-service", "Action `GetObject` (no service prefix)", "InvalidSpec",
+         "is not an action", {"inlinePolicies": {"p": _identity(Action="GetObject")}}),
+    Case("resource-not-arn", "Resource `my-bucket/*`", "InvalidSpec", "is not an ARN or '*'",
+         {"inlinePolicies": {"p": _identity(Resource="my-bucket/*")}}),
+    Case("condition-operator-unknown", "Condition operator `StringEqualz`", "InvalidSpec",
+         "unknown operator 'StringEqualz'",
+         {"inlinePolicies": {"p": _identity(Condition={"StringEqualz": {"aws:username": "x"}})}}),
+    Case("huge-trust-policy", "trust policy over IAM's 2,048 characters", "InvalidSpec",
+         "exceeds the limit 2048",
+         {"assumeRolePolicy": _trust(Principal={"AWS": [f"arn:aws:iam::{i:012d}:root" for i in range(80)]})}),
+    Case("huge-inline-policies", "inline policies over IAM's 10,240 characters per role",
+         "InvalidSpec", "exceeds the limit 10240",
+         {"inlinePolicies": {"a": _big_identity(50), "b": _big_identity(50)}}),
+    Case("user-inline-over-2048", "IAMUser inline policies over IAM's 2,048 characters",
+         "InvalidSpec", "exceeds the limit 2048",
+         {"inlinePolicies": {"a": _big_identity(20)}}, kind="IAMUser"),
+    Case("forty-nine-tags", "49 tags (IAM allows 50; Rolekeeper needs 2 for ownership)",
+         "InvalidSpec", "exceeds the limit 48", {"tags": {f"k{i}": "v" for i in range(49)}}),
+    Case("tag-keys-differ-by-case", "tags `Team` and `team` (IAM ignores key case)",
+         "InvalidSpec", "(IAM ignores case)", {"tags": {"Team": "a", "team": "b"}}),
+    # --- names that belong to someone else ---------------------------------------------------
+    Case("hand-made-role-name", "roleName of an existing role Rolekeeper did not create",
+         "Conflict", "was not created by Rolekeeper", note="the hand-made role is unchanged"),
+    Case("hand-made-user-name", "userName of an existing user Rolekeeper did not create",
+         "Conflict", "was not created by Rolekeeper", kind="IAMUser",
+         note="the hand-made user is unchanged"),
+    # --- only AWS can know -------------------------------------------------------------------
+    Case("no-such-managed-policy", "managedPolicies naming a policy that does not exist",
+         "AWSError", "NoSuchEntity",
+         {"managedPolicies": [f"arn:aws:iam::{ACCOUNT}:policy/rolekeeper-no-such-policy"]},
+         writes=W({("CreateRole", True), ("AttachRolePolicy", False)}),
+         note="the role exists without the policy until the spec is fixed"),
+    Case("no-such-group", "IAMUser groups naming a group that does not exist", "AWSError",
+         "NoSuchEntity", {"groups": ["rolekeeper-no-such-group"]}, kind="IAMUser",
+         writes=W({("CreateUser", True), ("AddUserToGroup", False)}),
+         note="the user exists outside the group until the spec is fixed"),
+    Case("resource-arn-malformed", "Resource `arn:aws:s3` (an ARN IAM's grammar refuses)",
+         "AWSError", "MalformedPolicyDocument",
+         {"inlinePolicies": {"p": _identity(Resource="arn:aws:s3")}},
+         writes=W({("CreateRole", True), ("PutRolePolicy", False)}),
+         note="the role exists without the inline policy until the spec is fixed"),
+    Case("trust-names-missing-role", "trust policy naming a role that does not exist",
+         "AWSError", "a principal in spec.assumeRolePolicy does not exist",
+         {"assumeRolePolicy": _trust(Principal={"AWS": NO_SUCH_ROLE_ARN})},
+         writes=W({("CreateRole", False)}), emulated=True,
+         note="reported as Creating while retried for --principal-window, then AWSError"),
+    Case("boundary-does-not-exist", "permissionsBoundary naming a policy that does not exist",
+         "AWSError", "NoSuchEntity", {"permissionsBoundary": NO_SUCH_BOUNDARY_ARN},
+         writes=W({("CreateRole", False)}), emulated=True),
+)
+
+
+def by_id() -> dict[str, Case]:
+    return {case.id: case for case in CASES}
+
+
+STOPPED_AT = {
+    "rejected": "kubectl apply",
+    "InvalidSpec": "operator, before AWS",
+    "Conflict": "operator, after reads",
+    "AWSError": "AWS",
+}
+
+
+def _writes(case: Case) -> str:
+    if case.outcome == "rejected":
+        return "none (never stored)"
+    if case.outcome == "InvalidSpec":
+        return "none (no call at all)"
+    if not case.writes:
+        return "none (reads only)"
+    order = {"Create": 0}
+    shown = sorted(case.writes, key=lambda w: (order.get(w[0][:6], 1), w[0]))
+    return ", ".join(f"{action} {'ok' if ok else 'refused'}" for action, ok in shown)
+
+
+def markdown_table() -> str:
+    """The catalogue as the Markdown table docs/reliability.md embeds."""
+    lines = [
+        "| id | kind | input | outcome | stopped at | message contains | AWS writes |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for case in CASES:
+        outcome = case.outcome if case.outcome == "rejected" else f"Ready=False `{case.outcome}`"
+        writes = _writes(case)
+        if case.emulated:
+            writes += " — AWS's answer emulated (moto accepts)"
+        if case.note:
+            writes += f"; {case.note}"
+        fragment = case.fragment.replace("|", "\\|").replace("`", "'")
+        what = case.what.replace("|", "\\|")
+        lines.append(
+            f"| `{case.id}` | {case.kind} | {what} | {outcome} | "
+            f"{STOPPED_AT[case.outcome]} | `{fragment}` | {writes} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown_table())
