@@ -17,6 +17,7 @@ fresh moto account and a fresh operator process, so sizes do not inherit each ot
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -40,6 +42,8 @@ from tests.harness.operator import Operator
 REPO = Path(__file__).resolve().parents[1]
 SNAPSHOT_ACTIONS = frozenset({"GetAccountAuthorizationDetails", "ListRoles"})
 STARTUP_SETTLE = 10.0  # seconds after /healthz before the N=0 footprint is read
+DEFAULT_DRIFT_INTERVAL = 60.0  # `rolekeeper run`'s default, used while converging
+RESUME_QUIET = 5.0  # a restart is over once no AWS call was made for this long
 AWS_GAAD_PAGE = 100  # real AWS's default GetAccountAuthorizationDetails page (moto: one page)
 AWS_LIST_ROLES_PAGE = 1000  # ListRoles honours the operator's MaxItems=1000
 
@@ -195,45 +199,82 @@ def measure_moto(rig: Rig) -> dict[str, float]:
 
 
 def measure_size(rig: Rig, size: int) -> dict[str, Any]:
+    """Baselines, then the operator twice: as users run it (default drift interval) for the
+    creates, then restarted with the short interval for the sweep, idle and drift figures (the
+    restart itself is measured too: resuming N objects is what every upgrade costs)."""
     out: dict[str, Any] = {"baseline": measure_baseline(rig, size)}
     rig.server.reset()
     names = workload.role_names(f"bench-op-{size}", size)
     out["apply_alone_s"] = measure_apply_alone(rig, size, names)
     namespace = rig.plane.create_namespace(f"bench-{size}")
     rig.op_proxy.reset_counts()
-    operator = Operator(
-        rig.plane.kubeconfig, rig.operator_env(), namespaces=[namespace],
-        drift_interval=rig.settings.drift_interval,
-        extra_args=["--workers", str(rig.settings.workers)],
-    )
-    operator.start()
-    try:
-        assert operator.pid is not None
-        pid = operator.pid
+    with running_operator(rig, namespace, DEFAULT_DRIFT_INTERVAL) as (operator, pid):
         time.sleep(STARTUP_SETTLE)
         empty = proc.usage(pid)
         out["startup"] = {"rss_mib": round(empty.rss_mib, 1), "cpu_s": empty.cpu_seconds,
                           "aws_calls": dict(rig.op_proxy.calls)}
         rig.say(f"N={size}: operator up, RSS {empty.rss_mib:.0f} MiB with no objects")
         out["convergence"] = measure_convergence(rig, size, names, namespace, pid)
+        first = proc.usage(pid)
+        out["operator_logs"] = [str(operator.log_path)]
+    rig.op_proxy.reset_counts()
+    with running_operator(rig, namespace, rig.settings.drift_interval) as (operator, pid):
+        out["resume"] = measure_resume(rig, size, pid)
         out["settle"] = settle(rig, pid)
         out["idle"] = measure_idle(rig, size, pid)
         out["ack"] = measure_ack(rig, names)
         out["drift"] = measure_drift(rig, size, names)
         final = proc.usage(pid)
-        out["memory"] = {
-            "rss_empty_mib": round(empty.rss_mib, 1),
-            "rss_end_mib": round(final.rss_mib, 1),
-            "peak_mib": round(final.peak_mib, 1),
-            "mib_per_1000": round((final.peak_mib - empty.rss_mib) * 1000 / size, 1),
-        }
+        out["operator_logs"].append(str(operator.log_path))
+    peak = max(first.peak_mib, final.peak_mib)
+    out["memory"] = {
+        "rss_empty_mib": round(empty.rss_mib, 1),
+        "peak_converging_mib": round(first.peak_mib, 1),
+        "peak_restarted_mib": round(final.peak_mib, 1),
+        "rss_end_mib": round(final.rss_mib, 1),
+        "peak_mib": round(peak, 1),
+        "mib_per_1000": round((peak - empty.rss_mib) * 1000 / size, 1),
+    }
+    return out
+
+
+@contextlib.contextmanager
+def running_operator(rig: Rig, namespace: str, interval: float) -> Iterator[tuple[Operator, int]]:
+    """`rolekeeper run` for one namespace; its log tail is shown if a measurement fails."""
+    operator = Operator(
+        rig.plane.kubeconfig, rig.operator_env(), namespaces=[namespace],
+        drift_interval=interval, extra_args=["--workers", str(rig.settings.workers)],
+    )
+    operator.start()
+    try:
+        assert operator.pid is not None
+        yield operator, operator.pid
     except BaseException:
         rig.say(f"operator log tail ({operator.log_path}):\n{operator.log_tail(40)}")
         raise
     finally:
         operator.stop()
-    out["operator_log"] = str(operator.log_path)
-    return out
+
+
+def measure_resume(rig: Rig, size: int, pid: int) -> dict[str, Any]:
+    """A restart with N converged objects: AWS calls until the operator goes quiet."""
+    started = time.monotonic()
+    last_count, last_change = 0, started
+    # Quiet only counts once the resume began (the first call after GetCallerIdentity).
+    while (time.monotonic() - last_change < RESUME_QUIET or last_count <= 1) and (
+        time.monotonic() - started < 600
+    ):
+        count = rig.op_proxy.count()
+        if count != last_count:
+            last_count, last_change = count, time.monotonic()
+        time.sleep(0.25)
+    calls = dict(rig.op_proxy.calls)
+    calls.pop("GetCallerIdentity", None)  # once per process, not per object
+    rig.say(f"N={size}: restart: {sum(calls.values())} AWS calls in "
+            f"{last_change - started:.1f} s")
+    return {"aws_calls": calls, "aws_calls_total": sum(calls.values()),
+            "seconds": round(last_change - started, 1),
+            "rss_mib": round(proc.usage(pid).rss_mib, 1)}
 
 
 def measure_baseline(rig: Rig, size: int) -> dict[str, Any]:

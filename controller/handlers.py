@@ -149,6 +149,7 @@ async def on_change(
     memo: kopf.Memo,
     retry: int,
     runtime: Any,
+    reason: str = "",
     **_: Any,
 ) -> None:
     rt: Runtime = memo.runtime
@@ -158,7 +159,16 @@ async def on_change(
         if desired is None:
             return
         rt.sweeper.managed[uid] = desired.entity
-        await _reconcile(rt, body, status, patch, desired, "change", retry, runtime.total_seconds())
+        observed = None
+        if reason == kopf.Reason.RESUME:
+            # After a restart every object resumes at once: one shared snapshot answers them
+            # all (reconcile re-reads only what differs) instead of 5 reads per object.
+            found, hint = await rt.sweeper.lookup(uid, desired.entity)
+            observed = hint if found else None
+        await _reconcile(
+            rt, body, status, patch, desired, "change", retry, runtime.total_seconds(),
+            observed=observed,
+        )
         rt.sweeper.reconciled(uid)
 
 
