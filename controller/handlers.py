@@ -166,7 +166,14 @@ async def on_change(
             found, hint = await rt.sweeper.lookup(uid, desired.entity)
             observed = hint if found else None
         await _reconcile(
-            rt, body, status, patch, desired, "change", retry, runtime.total_seconds(),
+            rt,
+            body,
+            status,
+            patch,
+            desired,
+            "change",
+            retry,
+            runtime.total_seconds(),
             observed=observed,
         )
         rt.sweeper.reconciled(uid)
@@ -280,8 +287,17 @@ async def _reconcile(
     kind = desired.ref.kind
     with metrics.RECONCILE_SECONDS.labels(kind=kind, trigger=trigger).time():
         try:
+            known_arn = str(status.get("arn") or "")
             outcome = await rt.run(
-                reconcile, rt.clients, desired, observed, known_arn=str(status.get("arn") or "")
+                reconcile,
+                rt.clients,
+                desired,
+                observed,
+                known_arn=known_arn,
+                # A new object that never recorded an ARN: create without reading first.
+                likely_absent=trigger == "change"
+                and not known_arn
+                and not status.get("conditions"),
             )
         except PrincipalNotReady as exc:
             _post_applied(body, exc.applied, drift=trigger == "drift")

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from controller import apply, observe, plan
-from controller.apply import AWSError, DeleteConflict, TerminalError
+from controller.apply import AWSError, DeleteConflict, RetryableError, TerminalError
 from controller.aws import Clients
 from controller.model import OWNER_TAG, Desired, Entity, Role, SpecError
 from controller.plan import Action, Ownership
@@ -56,6 +56,7 @@ def reconcile(
     *,
     fresh: bool = False,
     known_arn: str = "",
+    likely_absent: bool = False,
     on_applied: OnApplied | None = None,
 ) -> Outcome:
     """Make AWS match `desired`.
@@ -64,10 +65,22 @@ def reconcile(
     made; when it differs, the entity is re-read before anything is written (the snapshot may be
     stale). `fresh=True` says `observed` was just read and can be trusted as is.
     `known_arn` is the ARN recorded in status: a spec naming a different entity is refused.
+    `likely_absent` (a new object that never created anything) skips the read before the
+    create: CreateRole/CreateUser itself refuses an existing name, and only then is the entity
+    read and ownership decided as usual — the same safety, one call less per create.
     """
     renamed = renamed_message(desired, known_arn)
     if renamed:
         return _invalid(renamed, exists=True)
+    if observed is None and likely_absent:
+        try:
+            return _apply(
+                clients, desired, None, plan.plan(desired, None, clients.partition), on_applied
+            )
+        except RetryableError as exc:
+            if exc.code != "EntityAlreadyExists" or exc.applied:
+                raise
+            log.info("%s: %s exists already; reading it", desired.ref.owner, desired.aws_name)
     if observed is not None and not fresh:
         verdict = plan.ownership(desired, observed)
         if verdict.allowed:
@@ -97,7 +110,19 @@ def reconcile(
     if not actions:
         assert observed is not None
         return _synced(observed)
-    actions = keep_foreign_profiles(clients, desired, actions)
+    return _apply(
+        clients, desired, observed, keep_foreign_profiles(clients, desired, actions), on_applied
+    )
+
+
+def _apply(
+    clients: Clients,
+    desired: Desired,
+    observed: Entity | None,
+    actions: tuple[Action, ...],
+    on_applied: OnApplied | None,
+) -> Outcome:
+    """Execute a plan and turn the result (or a terminal error) into an Outcome."""
     drift = tuple(a.summary for a in actions) if observed is not None else ()
     try:
         done = apply.execute(clients.iam, actions, on_applied)

@@ -234,3 +234,33 @@ def test_renamed_spec_is_refused(clients: Clients, unique: Any) -> None:
     assert outcome.verdict.reason is Reason.INVALID_SPEC
     assert "immutable" in outcome.verdict.message
     assert clients.counter.total() == 0
+
+
+def test_likely_absent_create_skips_the_read(clients: Clients, unique: Any) -> None:
+    desired = full_role(unique("fast"))
+    outcome = reconcile(clients, desired, likely_absent=True)
+    assert outcome.ready and outcome.verdict.arn
+    calls = clients.counter.snapshot()
+    assert "GetRole" not in calls
+    assert sum(calls.values()) == 6  # CreateRole, 2 attaches, 1 put, profile create + add
+
+
+def test_likely_absent_on_an_unowned_name_still_refuses(clients: Clients, iam: Any, unique: Any) -> None:
+    name = unique("taken")
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(EC2_TRUST), Description="keep")
+    outcome = reconcile(clients, role(name, managedPolicies=[S3_READ]), likely_absent=True)
+    assert outcome.verdict.reason is Reason.CONFLICT
+    assert writes(clients) == {"CreateRole": 1}  # refused by AWS itself: nothing was changed
+    assert clients.counter.errors[("CreateRole", "EntityAlreadyExists")] == 1
+    seen = observe.read_role(iam, name)
+    assert seen is not None and seen.managed_policies == frozenset() and seen.description == "keep"
+
+
+def test_likely_absent_after_a_crash_converges_an_owned_role(clients: Clients, iam: Any, unique: Any) -> None:
+    """The operator died after CreateRole, before status recorded the ARN."""
+    desired = full_role(unique("crashed"))
+    reconcile(clients, role(desired.aws_name, path="/apps/"))  # created, then "crashed"
+    outcome = reconcile(clients, desired, likely_absent=True)
+    assert outcome.ready
+    seen = observe.read_role(iam, desired.aws_name)
+    assert seen is not None and seen.managed_policies == {S3_READ, DYNAMO_READ}
