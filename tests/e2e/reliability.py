@@ -26,7 +26,7 @@ import yaml
 
 from tests.harness.awsproxy import AwsProxy
 from tests.harness.envtest import Cluster
-from tests.harness.moto import ACCOUNT_ID, MotoServer
+from tests.harness.moto import MotoServer
 from tests.harness.operator import Operator
 
 FULL = os.environ.get("RK_RELIABILITY_FULL") == "1"
@@ -74,7 +74,6 @@ class Request:
     @property
     def is_write(self) -> bool:
         return not self.action.startswith(READS)
-
 
 
 class _LostReply(Exception):
@@ -499,10 +498,6 @@ def state_diff(want: Mapping[tuple[str, str], Any], have: Mapping[tuple[str, str
 
 def uids(cluster: Cluster, namespace: str) -> dict[str, str]:
     return {name: obj["metadata"]["uid"] for (_, name), obj in list_objects(cluster, namespace).items()}
-
-
-def account_id() -> str:
-    return ACCOUNT_ID
 
 
 # --- operators and figures ---------------------------------------------------------------------

@@ -165,8 +165,9 @@ def total_outage(crds: Cluster, namespace: str, iam: Any, proxy: rl.RecordingPro
         "peak_calls_per_s_during": rl.peak_rate(during),
         "converged_after_outage_s": round(recovered, 1),
     }
-    # Without backoff every object's first call would be retried continuously for 10 s.
-    assert len(during) <= 4 * len(objects), figures
+    # Without backoff 16 workers would retry instantly answered throttles thousands of times in
+    # 10 s; with it the whole operator makes fewer calls than there are objects waiting.
+    assert len(during) <= len(objects), figures
     return figures
 
 
