@@ -206,7 +206,10 @@ def keep_foreign_profiles(
     kept = []
     for action in actions:
         if action.api == "DeleteInstanceProfile":
-            tags = observe.instance_profile_tags(clients.iam, action.params["InstanceProfileName"])
+            with apply.classified("GetInstanceProfile"):
+                tags = observe.instance_profile_tags(
+                    clients.iam, action.params["InstanceProfileName"]
+                )
             if tags is None or tags.get(OWNER_TAG) != desired.ref.owner:
                 log.info(
                     "%s: leaving instance profile %s (not created by Rolekeeper)",
