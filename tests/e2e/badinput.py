@@ -9,7 +9,9 @@ Outcomes, from the earliest stop to the latest:
                 never stored, the operator never sees it, AWS gets no call.
 - `InvalidSpec` stored, but Rolekeeper's own validation refuses it: Ready=False, reason
                 InvalidSpec, and no AWS call at all (not even a read).
-- `Conflict`    the name belongs to an entity Rolekeeper did not create: reads only, no write.
+- `Conflict`    the name belongs to an entity Rolekeeper did not create: no write except the
+                create AWS refuses because the name is taken (a new object creates without
+                reading first), then reads.
 - `AWSError`    only AWS can know (a referenced policy or group that does not exist, a resource
                 ARN IAM's grammar refuses): the writes listed happen, then Ready=False with AWS's
                 message; nothing is retried until the spec changes or the next drift check.
@@ -274,7 +276,7 @@ def by_id() -> dict[str, Case]:
 STOPPED_AT = {
     "rejected": "kubectl apply",
     "InvalidSpec": "operator, before AWS",
-    "Conflict": "operator, after reads",
+    "Conflict": "operator, after AWS refuses the create",
     "AWSError": "AWS",
 }
 
@@ -285,7 +287,7 @@ def _writes(case: Case) -> str:
     if case.outcome == "InvalidSpec":
         return "none (no call at all)"
     if not case.writes:
-        return "none (reads only)"
+        return f"only Create{case.kind[3:]}, refused by AWS (name taken); then reads"
     order = {"Create": 0}
     shown = sorted(case.writes, key=lambda w: (order.get(w[0][:6], 1), w[0]))
     return ", ".join(f"{action} {'ok' if ok else 'refused'}" for action, ok in shown)

@@ -75,6 +75,12 @@ class Request:
     def is_write(self) -> bool:
         return not self.action.startswith(READS)
 
+    @property
+    def is_refused_create(self) -> bool:
+        """A create AWS refused because the name is taken: it changes nothing. A new object
+        creates without reading first, so claiming an existing name costs exactly this."""
+        return self.action in ("CreateRole", "CreateUser") and self.aws_status == 409
+
 
 class _LostReply(Exception):
     """Raised inside the handler to drop an upstream answer and reset the connection."""
