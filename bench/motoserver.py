@@ -12,20 +12,14 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
-import time
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-from tests.harness.moto import MotoServer, free_port
-
-START_TIMEOUT = 60.0
+from tests.harness import moto as harness_moto
+from tests.harness.moto import MotoServer
 
 
 def serialised(app: Callable[..., Iterable[bytes]]) -> Callable[..., list[bytes]]:
@@ -62,27 +56,9 @@ def serve(host: str, port: int) -> None:
 
 def start() -> MotoServer:
     """Start this server as a subprocess (managed policies loaded) and wait until it answers."""
-    port = free_port()
-    log_path = Path(tempfile.mkstemp(prefix="moto-bench-", suffix=".log")[1])
-    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bench.motoserver", "--port", str(port)],
-            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-            cwd=Path(__file__).resolve().parents[1],
-        )
-    server = MotoServer(port, process, log_path)
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"moto server exited: {log_path.read_text()[-2000:]}")
-        try:
-            urllib.request.urlopen(f"{server.url}/moto-api/", timeout=2).read()
-            return server
-        except OSError:
-            time.sleep(0.2)
-    server.stop()
-    raise RuntimeError(f"moto server did not answer on {server.url} within {START_TIMEOUT} s")
+    return harness_moto.start(
+        command=lambda port: [sys.executable, "-m", "bench.motoserver", "--port", str(port)]
+    )
 
 
 @contextmanager

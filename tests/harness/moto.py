@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,18 +68,29 @@ class MotoServer:
                 self.process.wait()
 
 
-def start(port: int | None = None, extra_env: dict[str, str] | None = None) -> MotoServer:
-    """Start `moto_server` and wait until it answers; the caller must `stop()` it."""
+def start(
+    port: int | None = None,
+    extra_env: dict[str, str] | None = None,
+    command: Callable[[int], list[str]] | None = None,
+) -> MotoServer:
+    """Start a moto server (by default `python -m moto.server`; `command(port)` gives another
+    launcher's argv) and wait until it answers; the caller must `stop()` it."""
     port = port or free_port()
     log_path = Path(tempfile.mkstemp(prefix="moto-", suffix=".log")[1])
     env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true", **(extra_env or {})}
+    argv = (
+        command(port)
+        if command
+        else [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    )
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            argv,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
+            cwd=Path(__file__).resolve().parents[2],
         )
     server = MotoServer(port, process, log_path)
     atexit.register(server.stop)
