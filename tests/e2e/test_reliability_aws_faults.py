@@ -40,6 +40,8 @@ OUTAGE_SECONDS = 10.0
 SEED = 9
 # A fault costs at most a few extra attempts; a retry storm costs far more than this.
 MAX_CALL_RATIO = 3.0
+# Each step at 30% faults runs at the pace adaptive retry allows (about 9 calls/s here).
+STEP_TIMEOUT = 900 if rl.FULL else 300
 
 
 def workload(prefix: str, version: int) -> list[dict[str, Any]]:
@@ -62,14 +64,14 @@ def run_lifecycle(
     started = proxy.mark()
     v1 = workload(prefix, 1)
     rl.apply_all(crds, namespace, v1)
-    figures["create_s"] = rl.wait_converged(crds, namespace, v1, timeout=300)
+    figures["create_s"] = rl.wait_converged(crds, namespace, v1, timeout=STEP_TIMEOUT)
     check_aws(crds, namespace, iam, prefix, v1)
     v2 = workload(prefix, 2)
     rl.apply_all(crds, namespace, v2)
-    figures["update_s"] = rl.wait_converged(crds, namespace, v2, timeout=300)
+    figures["update_s"] = rl.wait_converged(crds, namespace, v2, timeout=STEP_TIMEOUT)
     check_aws(crds, namespace, iam, prefix, v2)
     rl.delete_all(crds, namespace, v2)
-    figures["delete_s"] = rl.wait_converged(crds, namespace, [], gone=v2, timeout=300)
+    figures["delete_s"] = rl.wait_converged(crds, namespace, [], gone=v2, timeout=STEP_TIMEOUT)
     leaked = rl.account_state(iam, prefix)
     assert not leaked, f"left in AWS after delete: {sorted(leaked)}"
     calls = proxy.requests(since=started)
@@ -153,9 +155,9 @@ def total_outage(crds: Cluster, namespace: str, iam: Any, proxy: rl.RecordingPro
     rl.apply_all(crds, namespace, objects)
     time.sleep(OUTAGE_SECONDS)
     during = proxy.requests(since=started, until=started + OUTAGE_SECONDS)
-    recovered = rl.wait_converged(crds, namespace, objects, timeout=300)
+    recovered = rl.wait_converged(crds, namespace, objects, timeout=STEP_TIMEOUT)
     rl.delete_all(crds, namespace, objects)
-    rl.wait_converged(crds, namespace, [], gone=objects, timeout=300)
+    rl.wait_converged(crds, namespace, [], gone=objects, timeout=STEP_TIMEOUT)
     assert not rl.account_state(iam, prefix)
     figures = {
         "objects": len(objects),
