@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from controller.model import OWNER_TAG, UID_TAG
+from controller.core.actions import OWNER_TAG, UID_TAG
 
 GROUP_VERSION = "iam.rolekeeper.dev/v1alpha1"
 S3_READ = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"

@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
-from controller import aws
+from controller.aws import clients as aws
 from tests.harness import moto
 
 _names = itertools.count()

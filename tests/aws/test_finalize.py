@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from controller import observe
-from controller.aws import Clients
-from controller.model import OWNER_TAG, UID_TAG
-from controller.plan import Action
-from controller.reconcile import finalize, reconcile
-from tests.aws.objects import DYNAMO_READ, EC2_TRUST, LOGS_POLICY, S3_READ, role, user
+from tests.helpers import read_role, read_user
+from controller.aws.clients import Clients
+from controller.core.actions import OWNER_TAG, UID_TAG
+from controller.core.actions import Action
+from controller.engine.reconcile import finalize, reconcile
+from tests.helpers import DYNAMO_READ, EC2_TRUST, LOGS_POLICY, S3_READ, role, user
 
 pytestmark = pytest.mark.aws
 
@@ -34,7 +34,7 @@ def test_delete_role_with_everything_attached(clients: Clients, iam: Any, unique
     iam.put_role_policy(RoleName=name, PolicyName="by-hand", PolicyDocument=json.dumps(LOGS_POLICY))
     outcome = finalize(clients, desired)
     assert not outcome.exists
-    assert observe.read_role(iam, name) is None
+    assert read_role(iam, name) is None
     profiles = [p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]]
     assert name not in profiles
     assert [a.api for a in outcome.applied] == [
@@ -54,7 +54,7 @@ def test_delete_user_with_hand_made_credentials(clients: Clients, iam: Any, uniq
     iam.upload_ssh_public_key(UserName=name, SSHPublicKeyBody=SSH_KEY)
     outcome = finalize(clients, desired)
     assert not outcome.exists
-    assert observe.read_user(iam, name) is None
+    assert read_user(iam, name) is None
     apis = [a.api for a in outcome.applied]
     assert apis == [
         "DeleteLoginProfile", "DeleteAccessKey", "DeleteSSHPublicKey", "RemoveUserFromGroup",
@@ -69,7 +69,7 @@ def test_retain_keeps_the_role_and_drops_our_tags(clients: Clients, iam: Any, un
     reconcile(clients, desired)
     outcome = finalize(clients, desired)
     assert not outcome.exists
-    seen = observe.read_role(iam, desired.aws_name)
+    seen = read_role(iam, desired.aws_name)
     assert seen is not None
     assert seen.managed_policies == {S3_READ}
     assert seen.tags == {"team": "a"}  # nobody's now: a new object must adopt it explicitly
@@ -88,7 +88,7 @@ def test_never_deletes_an_unowned_role(clients: Clients, iam: Any, unique: Any) 
     iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(EC2_TRUST))
     outcome = finalize(clients, role(name))
     assert outcome.applied == ()
-    assert observe.read_role(iam, name) is not None
+    assert read_role(iam, name) is not None
 
 
 def test_never_deletes_a_role_owned_by_another_object(clients: Clients, iam: Any, unique: Any) -> None:
@@ -96,7 +96,7 @@ def test_never_deletes_a_role_owned_by_another_object(clients: Clients, iam: Any
     reconcile(clients, role(name, namespace="team-a"))
     outcome = finalize(clients, role(name, namespace="team-b", uid="uid-other"))
     assert outcome.applied == ()
-    seen = observe.read_role(iam, name)
+    seen = read_role(iam, name)
     assert seen is not None and seen.tags[OWNER_TAG].startswith("team-a/")
 
 
@@ -115,7 +115,7 @@ def test_delete_conflict_is_replanned(clients: Clients, iam: Any, unique: Any) -
 
     outcome = finalize(clients, desired, on_applied=attach_behind_our_back)
     assert raced, "the race was staged"
-    assert observe.read_role(iam, name) is None
+    assert read_role(iam, name) is None
     assert clients.counter.errors[("DeleteRole", "DeleteConflict")] == 1
     assert [a.api for a in outcome.applied].count("DetachRolePolicy") == 2
 
@@ -123,7 +123,7 @@ def test_delete_conflict_is_replanned(clients: Clients, iam: Any, unique: Any) -
 def test_uid_tag_is_kept_for_the_same_object(clients: Clients, iam: Any, unique: Any) -> None:
     desired = role(unique("uid"))
     reconcile(clients, desired)
-    seen = observe.read_role(iam, desired.aws_name)
+    seen = read_role(iam, desired.aws_name)
     assert seen is not None and seen.tags[UID_TAG] == desired.ref.uid
 
 

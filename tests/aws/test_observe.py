@@ -14,10 +14,11 @@ from typing import Any
 import boto3
 import pytest
 
-from controller import observe
-from controller.aws import Clients
-from controller.reconcile import reconcile
-from tests.aws.objects import EC2_TRUST, LOGS_POLICY, S3_READ, role, user
+from controller.kinds import snapshot as account
+from tests.helpers import read_role, read_user
+from controller.aws.clients import Clients
+from controller.engine.reconcile import reconcile
+from tests.helpers import EC2_TRUST, LOGS_POLICY, S3_READ, role, user
 
 pytestmark = pytest.mark.aws
 
@@ -32,21 +33,21 @@ def test_snapshot_matches_per_entity_reads(clients: Clients, iam: Any, unique: A
                         inlinePolicies={"logs": LOGS_POLICY}, tags={"k": "v"})
     reconcile(clients, desired_role)
     reconcile(clients, desired_user)
-    snap = observe.snapshot(clients.iam)
-    assert snap.roles[desired_role.aws_name] == observe.read_role(iam, desired_role.aws_name)
-    assert snap.users[desired_user.aws_name] == observe.read_user(iam, desired_user.aws_name)
+    snap = account.take(clients.iam)
+    assert snap.of_kind("IAMRole")[desired_role.aws_name] == read_role(iam, desired_role.aws_name)
+    assert snap.of_kind("IAMUser")[desired_user.aws_name] == read_user(iam, desired_user.aws_name)
 
 
 def test_snapshot_json_round_trip(clients: Clients, unique: Any) -> None:
     reconcile(clients, role(unique("json"), managedPolicies=[S3_READ], instanceProfile=True))
-    snap = observe.snapshot(clients.iam)
-    again = observe.snapshot_from_json(json.loads(json.dumps(snap.to_json())))
-    assert again.roles == snap.roles and again.users == snap.users
+    snap = account.take(clients.iam)
+    again = account.from_json(json.loads(json.dumps(snap.to_json())))
+    assert again.of_kind("IAMRole") == snap.of_kind("IAMRole") and again.of_kind("IAMUser") == snap.of_kind("IAMUser")
 
 
 def test_absent_entities_read_as_none(clients: Clients, unique: Any) -> None:
-    assert observe.read_role(clients.iam, unique("nope")) is None
-    assert observe.read_user(clients.iam, unique("nope"), credentials=True) is None
+    assert read_role(clients.iam, unique("nope")) is None
+    assert read_user(clients.iam, unique("nope"), credentials=True) is None
 
 
 def test_snapshot_of_1000_roles_within_15_calls(moto_server: Any, unique: Any) -> None:
@@ -60,8 +61,8 @@ def test_snapshot_of_1000_roles_within_15_calls(moto_server: Any, unique: Any) -
     reader = session.client("iam", region_name="us-east-1")
     calls: list[str] = []
     reader.meta.events.register("before-call.iam", lambda model, **_: calls.append(model.name))
-    snap = observe.snapshot(reader)
-    ours = [name for name in snap.roles if name.startswith(prefix + "-")]
+    snap = account.take(reader)
+    ours = [name for name in snap.of_kind("IAMRole") if name.startswith(prefix + "-")]
     assert len(ours) == 1000
     assert len(calls) <= 15, calls
     assert snap.pages == len(calls)

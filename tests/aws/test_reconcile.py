@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from controller import observe
-from controller.aws import Clients
-from controller.model import OWNER_TAG, UID_TAG
-from controller.reconcile import reconcile
-from controller.status import Reason
-from tests.aws.objects import BOUNDARY, DYNAMO_READ, EC2_TRUST, LOGS_POLICY, S3_READ, role, user
+from tests.helpers import read_role, read_user
+from controller.aws.clients import Clients
+from controller.core.actions import OWNER_TAG, UID_TAG
+from controller.engine.reconcile import reconcile
+from controller.core.status import Reason
+from tests.helpers import BOUNDARY, DYNAMO_READ, EC2_TRUST, LOGS_POLICY, S3_READ, role, user
 
 pytestmark = pytest.mark.aws
 
@@ -46,7 +46,7 @@ def test_create_with_every_field(clients: Clients, unique: Any) -> None:
     desired = full_role(unique("web"))
     outcome = reconcile(clients, desired)
     assert outcome.ready and outcome.verdict.reason is Reason.SYNCED
-    seen = observe.read_role(clients.iam, desired.aws_name)
+    seen = read_role(clients.iam, desired.aws_name)
     assert seen is not None
     assert outcome.verdict.arn == seen.arn == f"arn:aws:iam::123456789012:role/apps/{desired.aws_name}"
     assert outcome.verdict.entity_id == seen.role_id
@@ -161,7 +161,7 @@ def test_existing_unowned_role_is_refused_without_adopt(clients: Clients, iam: A
     assert not outcome.ready and outcome.verdict.reason is Reason.CONFLICT
     assert "adopt" in outcome.verdict.message
     assert writes(clients) == {}
-    seen = observe.read_role(iam, name)
+    seen = read_role(iam, name)
     assert seen is not None and seen.managed_policies == {DYNAMO_READ} and seen.description == "keep me"
 
 
@@ -171,7 +171,7 @@ def test_adopt_takes_over_and_tags(clients: Clients, iam: Any, unique: Any) -> N
     iam.attach_role_policy(RoleName=name, PolicyArn=DYNAMO_READ)
     outcome = reconcile(clients, role(name, managedPolicies=[S3_READ], adopt=True))
     assert outcome.ready
-    seen = observe.read_role(iam, name)
+    seen = read_role(iam, name)
     assert seen is not None and seen.managed_policies == {S3_READ}
     assert seen.tags[OWNER_TAG].startswith("team-a/")
 
@@ -184,7 +184,7 @@ def test_second_object_claiming_the_name_is_a_conflict(clients: Clients, iam: An
     assert outcome.verdict.reason is Reason.CONFLICT
     assert "already managed by team-a/" in outcome.verdict.message
     assert writes(clients) == before
-    seen = observe.read_role(iam, name)
+    seen = read_role(iam, name)
     assert seen is not None and seen.managed_policies == frozenset()
 
 
@@ -207,7 +207,7 @@ def test_terminal_error_reports_aws_message(clients: Clients, unique: Any, spec:
 def test_snapshot_hint_in_sync_costs_no_call(clients: Clients, unique: Any) -> None:
     desired = full_role(unique("hint"))
     reconcile(clients, desired)
-    hint = observe.read_role(clients.iam, desired.aws_name)
+    hint = read_role(clients.iam, desired.aws_name)
     before = clients.counter.total()
     outcome = reconcile(clients, desired, observed=hint)
     assert outcome.ready and clients.counter.total() == before
@@ -216,7 +216,7 @@ def test_snapshot_hint_in_sync_costs_no_call(clients: Clients, unique: Any) -> N
 def test_stale_snapshot_hint_is_reread_before_writing(clients: Clients, iam: Any, unique: Any) -> None:
     desired = full_role(unique("stale"))
     reconcile(clients, desired)
-    hint = observe.read_role(clients.iam, desired.aws_name)
+    hint = read_role(clients.iam, desired.aws_name)
     assert hint is not None
     iam.detach_role_policy(RoleName=desired.aws_name, PolicyArn=S3_READ)
     # The hint (taken before the edit) looks in sync, so nothing happens until the next sweep —
@@ -252,7 +252,7 @@ def test_likely_absent_on_an_unowned_name_still_refuses(clients: Clients, iam: A
     assert outcome.verdict.reason is Reason.CONFLICT
     assert writes(clients) == {"CreateRole": 1}  # refused by AWS itself: nothing was changed
     assert clients.counter.errors[("CreateRole", "EntityAlreadyExists")] == 1
-    seen = observe.read_role(iam, name)
+    seen = read_role(iam, name)
     assert seen is not None and seen.managed_policies == frozenset() and seen.description == "keep"
 
 
@@ -262,5 +262,5 @@ def test_likely_absent_after_a_crash_converges_an_owned_role(clients: Clients, i
     reconcile(clients, role(desired.aws_name, path="/apps/"))  # created, then "crashed"
     outcome = reconcile(clients, desired, likely_absent=True)
     assert outcome.ready
-    seen = observe.read_role(iam, desired.aws_name)
+    seen = read_role(iam, desired.aws_name)
     assert seen is not None and seen.managed_policies == {S3_READ, DYNAMO_READ}

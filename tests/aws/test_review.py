@@ -38,9 +38,9 @@ from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError
 
 from controller import aws, cli, model, review
-from controller.aws import Clients
-from controller.reconcile import finalize, reconcile
-from tests.aws.objects import BOUNDARY, DYNAMO_READ, EC2_TRUST, LOGS_POLICY, S3_READ
+from controller.aws.clients import Clients
+from controller.engine.reconcile import finalize, reconcile
+from tests.helpers import BOUNDARY, DYNAMO_READ, EC2_TRUST, LOGS_POLICY, S3_READ
 from tests.harness import moto
 
 pytestmark = pytest.mark.aws

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
-from controller import metrics
+from controller.operator import metrics
 from tests.e2e import kube
 from tests.e2e.conftest import Aws
 from tests.harness.envtest import REPO_ROOT, Cluster, ControlPlane

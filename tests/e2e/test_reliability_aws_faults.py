@@ -24,10 +24,10 @@ import boto3
 import pytest
 from botocore.retries.standard import RetryQuotaChecker
 
-from controller import aws as rk_aws
-from controller.apply import RetryableError
-from controller.reconcile import reconcile
-from tests.aws.objects import role
+from controller.aws import clients as rk_aws
+from controller.core.errors import RetryableError
+from controller.engine.reconcile import reconcile
+from tests.helpers import role
 from tests.e2e import reliability as rl
 from tests.e2e.conftest import Aws
 from tests.harness.envtest import Cluster

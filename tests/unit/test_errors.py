@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.apply import (
+from controller.core.errors import (
     DeleteConflict,
     PrincipalNotReady,
     RetryableError,

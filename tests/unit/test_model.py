@@ -26,20 +26,18 @@ from typing import Any
 
 import pytest
 
-from controller import policy
-from controller.model import (
-    OWNER_TAG,
-    UID_TAG,
-    Desired,
-    Limits,
-    ObjectRef,
-    Role,
-    SpecError,
-    User,
-    parse,
-    parse_role,
-    parse_user,
-)
+from controller.core import policy
+from controller.core.actions import OWNER_TAG, UID_TAG
+from controller.core.errors import SpecError
+from controller.kinds import registry
+from controller.kinds.base import Desired, ObjectRef
+from controller.kinds.role import Role
+from controller.kinds.user import User
+from controller.settings import Limits
+
+parse = registry.parse
+parse_role = registry.get("IAMRole").parse
+parse_user = registry.get("IAMUser").parse
 
 TRUST = {
     "Version": "2012-10-17",
@@ -249,7 +247,7 @@ def test_parse_dispatches_on_kind(obj: dict[str, Any], expected: type) -> None:
 def test_parse_rejects_another_kind() -> None:
     with pytest.raises(SpecError) as info:
         parse({**role_obj(), "kind": "IAMGroup"})
-    assert info.value.errors == ["kind: expected IAMRole or IAMUser, got 'IAMGroup'"]
+    assert info.value.errors == ["kind: expected one of IAMRole, IAMUser, got 'IAMGroup'"]
 
 
 # --- ownership tags ------------------------------------------------------------------------------

@@ -28,27 +28,37 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
-from controller import policy
-from controller.model import (
-    OWNER_TAG,
-    UID_TAG,
-    Credentials,
-    Desired,
-    ObjectRef,
-    Role,
-    SpecError,
-    User,
-)
-from controller.plan import (
-    Action,
-    Ownership,
-    differences,
-    ownership,
-    plan,
-    plan_delete,
-    plan_release,
-    refusal_message,
-)
+from controller.core import policy
+from controller.core.actions import OWNER_TAG, UID_TAG, Action, Ownership
+from controller.core.actions import ownership as decide_ownership
+from controller.core.errors import SpecError
+from controller.engine.reconcile import refusal_message as engine_refusal
+from controller.kinds import registry
+from controller.kinds.base import Desired, ObjectRef
+from controller.kinds.role import Role
+from controller.kinds.user import Credentials, User
+from tests.helpers import plan
+
+
+def plan_delete(observed: Role | User) -> tuple[Action, ...]:
+    return registry.get("IAMRole" if isinstance(observed, Role) else "IAMUser").plan_delete(observed)
+
+
+def plan_release(observed: Role | User) -> tuple[Action, ...]:
+    return registry.get("IAMRole" if isinstance(observed, Role) else "IAMUser").plan_release(observed)
+
+
+def differences(desired: Desired, observed: Role | User) -> list[str]:
+    return [action.summary for action in plan(desired, observed)]
+
+
+def ownership(desired: Desired, observed: Role | User | None) -> Ownership:
+    return decide_ownership(desired.ref.owner, desired.adopt, None if observed is None else observed.tags)
+
+
+def refusal_message(desired: Desired, observed: Role | User, verdict: Ownership) -> str:
+    return engine_refusal(registry.of(desired), observed, verdict)
+
 
 ACCOUNT = "123456789012"
 ROLE = "team-a-web"

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from controller.policy import (
+from controller.core.policy import (
     PolicyError,
     canonical,
     describe_diff,

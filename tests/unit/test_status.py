@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from controller.status import MAX_MESSAGE, Reason, Verdict, changed, render
+from controller.core.status import MAX_MESSAGE, Reason, Verdict, changed, render
 
 ARN = "arn:aws:iam::123456789012:role/apps/team-a-web"
 ROLE_ID = "AROAEXAMPLEROLEID0001"
@@ -30,8 +30,7 @@ FAILED = Verdict(False, Reason.AWS_ERROR, "AWS rejected PutRolePolicy: LimitExce
 
 
 def ready(status: dict[str, Any]) -> dict[str, Any]:
-    [condition] = status["conditions"]
-    assert condition["type"] == "Ready"
+    [condition] = [c for c in status["conditions"] if c["type"] == "Ready"]
     return condition
 
 
@@ -248,3 +247,20 @@ def test_kopf_keys_in_previous_status_are_ignored() -> None:
     ours = render(None, SYNCED, 3, "roleId", now=T0)
     previous = {**ours, "kopf": {"progress": {"on_change": {"retries": 1}}}}
     assert not changed(previous, ours)
+
+
+# --- conditions merged by type -----------------------------------------------------------------
+
+
+def test_other_condition_types_are_kept_as_they_are() -> None:
+    other = {"type": "SecurityFindings", "status": "True", "reason": "Found", "lastTransitionTime": "x"}
+    status = render({"conditions": [other]}, SYNCED, 1, "roleId", now=T1)
+    assert status["conditions"][0] == other
+    assert [c["type"] for c in status["conditions"]] == ["SecurityFindings", "Ready"]
+
+
+def test_ready_is_replaced_in_place_not_appended() -> None:
+    first = render(None, SYNCED, 1, "roleId", now=T0)
+    second = render(first, FAILED, 2, "roleId", now=T1)
+    assert [c["type"] for c in second["conditions"]] == ["Ready"]
+    assert ready(second)["status"] == "False"

@@ -16,14 +16,14 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 
-from controller.model import Entity, Role
-from controller.observe import AccountSnapshot
+from controller.kinds.base import Desired, Entity
+from controller.kinds.snapshot import AccountSnapshot
 
 log = logging.getLogger(__name__)
 
-READS_PER_ROLE = 5  # GetRole, ListAttached, ListRolePolicies, 1 GetRolePolicy, ListProfiles
-READS_PER_USER = 5  # GetUser, ListAttached, ListUserPolicies, 1 GetUserPolicy, ListGroups
-AWS_PAGE = 100  # GetAccountAuthorizationDetails items per page on real AWS (moto: all in one)
+# Role: GetRole, ListAttached, ListRolePolicies, 1 GetRolePolicy, ListInstanceProfilesForRole;
+# user: GetUser, ListAttached, ListUserPolicies, 1 GetUserPolicy, ListGroupsForUser.
+READS_PER_ENTITY = 5
 RESAMPLE_EVERY = 10  # intervals between snapshots in per-entity mode, to re-measure the account
 
 
@@ -43,7 +43,7 @@ class Sweeper:
         self._snapshot: AccountSnapshot | None = None
         self._taken_at = -math.inf
         self._skipped = 0
-        self.managed: dict[str, Entity] = {}  # uid -> desired entity, kept by the handlers
+        self.managed: dict[str, Desired] = {}  # uid -> desired object, kept by the handlers
         self._reconciled: dict[str, float] = {}  # uid -> when its own reconcile last finished
         self.snapshots_taken = 0
 
@@ -65,25 +65,18 @@ class Sweeper:
         from the next snapshot."""
         return self._taken_at <= self._reconciled.get(uid, -math.inf)
 
-    async def lookup(self, uid: str, entity: Entity) -> tuple[bool, Entity | None]:
+    async def lookup(self, uid: str, desired: Desired) -> tuple[bool, Entity | None]:
         """(True, observed-or-None) from this interval's snapshot, or (False, None) when the
         caller should read the entity itself (per-entity mode is cheaper)."""
-        self.managed[uid] = entity
+        self.managed[uid] = desired
         snapshot = await self._current()
         if snapshot is None:
             return False, None
-        return True, snapshot.find(entity)
+        return True, snapshot.find(desired)
 
     def estimated_calls(self, snapshot: AccountSnapshot) -> tuple[int, int]:
         """(snapshot calls, per-entity calls) for one sweep, using real AWS's page size."""
-        entities = len(snapshot.roles) + len(snapshot.users)
-        snapshot_calls = max(1, math.ceil(entities / AWS_PAGE)) + math.ceil(
-            len(snapshot.roles) / 1000
-        )
-        per_entity = sum(
-            READS_PER_ROLE if isinstance(e, Role) else READS_PER_USER for e in self.managed.values()
-        )
-        return snapshot_calls, per_entity
+        return snapshot.real_aws_pages(), READS_PER_ENTITY * len(self.managed)
 
     async def _current(self) -> AccountSnapshot | None:
         # Refresh a little before the interval ends, so timers firing on schedule see a new one.
@@ -104,9 +97,8 @@ class Sweeper:
             snapshot_calls, per_entity = self.estimated_calls(self._snapshot)
             self._use_snapshot = snapshot_calls <= per_entity
             log.info(
-                "account snapshot: %d roles, %d users; sweep by %s (%d vs %d calls)",
-                len(self._snapshot.roles),
-                len(self._snapshot.users),
+                "account snapshot: %s; sweep by %s (%d vs %d calls)",
+                ", ".join(f"{len(e)} {k}" for k, e in self._snapshot.entities.items()),
                 "snapshot" if self._use_snapshot else "per-entity reads",
                 snapshot_calls,
                 per_entity,

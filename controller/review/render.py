@@ -8,10 +8,10 @@ import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from controller.review import PLAN_FORMAT, Change, Review, document_field
+from controller.review.compute import PLAN_FORMAT, Change, Review, document_field
 
 if TYPE_CHECKING:
-    from controller.plan import Action
+    from controller.core.actions import Action
 
 # Every format is a pure function of the Review (no clock, no ids): the golden tests rely on it.
 

@@ -22,18 +22,25 @@ from typing import Any, TypeVar
 
 import kopf
 
-from controller import aws, metrics, model, observe, status
-from controller.apply import AWSError, PrincipalNotReady, RetryableError, TerminalError
-from controller.model import Desired, Role, SpecError, User
-from controller.plan import Action
-from controller.reconcile import Outcome, finalize, reconcile
-from controller.status import Reason, Verdict
-from controller.sweep import Sweeper
+from controller.aws import clients as aws
+from controller.core import status
+from controller.core.actions import Action
+from controller.core.errors import (
+    AWSError,
+    PrincipalNotReady,
+    RetryableError,
+    SpecError,
+    TerminalError,
+)
+from controller.core.status import Reason, Verdict
+from controller.engine.reconcile import Outcome, finalize, reconcile
+from controller.engine.sweep import Sweeper
+from controller.kinds import registry, snapshot
+from controller.kinds.base import Desired, Entity, ObjectRef
+from controller.kinds.registry import GROUP, VERSION
+from controller.operator import metrics
+from controller.settings import Settings
 
-GROUP = "iam.rolekeeper.dev"
-VERSION = "v1alpha1"
-PLURALS = ("iamroles", "iamusers")
-EVENT_POSTERS = 16  # concurrent Kubernetes Event posts (Kopf's default: one per object)
 # Chosen once, never to change: renaming them would orphan finalizers and progress on upgrade.
 FINALIZER = f"{GROUP}/finalizer"
 ANNOTATION_PREFIX = GROUP
@@ -42,22 +49,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Config:
-    """Operator settings from the command line (`rolekeeper run --help`)."""
-
-    drift_interval: float = 60.0
-    workers: int = 16  # threads for boto3 calls; bounds concurrent reconciles
-    principal_window: float = 120.0  # how long "Invalid principal" is treated as IAM lag
-    max_backoff: float = 300.0
-    limits: model.Limits = model.DEFAULT_LIMITS
-
-
 @dataclass
 class Runtime:
     """Per-process state shared by all handlers (kept in Kopf's memo)."""
 
-    config: Config
+    settings: Settings
     clients: aws.Clients
     executor: concurrent.futures.ThreadPoolExecutor
     sweeper: Sweeper
@@ -92,7 +88,8 @@ class Runtime:
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    config: Config = getattr(memo, "config", None) or Config()
+    config: Settings = getattr(memo, "settings", None) or Settings()
+    tuning = config.kopf
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix=ANNOTATION_PREFIX
@@ -102,32 +99,32 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     )
     # Only our own explicit change events and warnings become Kubernetes Events.
     settings.posting.level = logging.WARNING
-    settings.execution.max_workers = config.workers
+    settings.execution.max_workers = tuning.workers
     # Kopf posts each object's Events from its own worker, unbounded by default: 1,000 objects
     # created at once opened ~330 TLS connections to the API server (+~55 MiB RSS, handshake
     # CPU). Events are not on the way to Ready, so a few posters are enough, provided a worker
     # frees its slot as soon as its object's few Events are out (Kopf waits 1 s for more).
-    settings.posting.worker_limit = EVENT_POSTERS
-    settings.posting.idle_timeout = 0.1
+    settings.posting.worker_limit = tuning.event_posters
+    settings.posting.idle_timeout = tuning.event_idle_timeout
     # Reconnect watches well before proxies/load balancers cut idle streams.
-    settings.watching.server_timeout = 270
-    settings.watching.client_timeout = 300
-    settings.watching.connect_timeout = 10
-    clients = await asyncio.to_thread(aws.connect)
+    settings.watching.server_timeout = tuning.watch_server_timeout
+    settings.watching.client_timeout = tuning.watch_client_timeout
+    settings.watching.connect_timeout = tuning.watch_connect_timeout
+    clients = await asyncio.to_thread(aws.connect, None, config.aws)
     clients.counter.listeners.append(metrics.record_aws_call)
     executor = concurrent.futures.ThreadPoolExecutor(
-        max_workers=config.workers, thread_name_prefix="aws"
+        max_workers=tuning.workers, thread_name_prefix="aws"
     )
 
-    async def take_snapshot() -> observe.AccountSnapshot:
+    async def take_snapshot() -> snapshot.AccountSnapshot:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(executor, observe.snapshot, clients.iam)
+        return await loop.run_in_executor(executor, snapshot.take, clients.iam)
 
     memo.runtime = Runtime(
-        config=config,
+        settings=config,
         clients=clients,
         executor=executor,
-        sweeper=Sweeper(take_snapshot, config.drift_interval),
+        sweeper=Sweeper(take_snapshot, config.drift.interval),
     )
     log.info("connected to AWS account %s (%s)", clients.account_id, clients.partition)
 
@@ -158,12 +155,12 @@ async def on_change(
         desired = _parse_or_report(rt, body, status, patch, "change")
         if desired is None:
             return
-        rt.sweeper.managed[uid] = desired.entity
+        rt.sweeper.managed[uid] = desired
         observed = None
         if reason == kopf.Reason.RESUME:
             # After a restart every object resumes at once: one shared snapshot answers them
             # all (reconcile re-reads only what differs) instead of 5 reads per object.
-            found, hint = await rt.sweeper.lookup(uid, desired.entity)
+            found, hint = await rt.sweeper.lookup(uid, desired)
             observed = hint if found else None
         await _reconcile(
             rt,
@@ -190,7 +187,7 @@ async def drift_check(
         desired = _parse_or_report(rt, body, status, patch, "drift")
         if desired is None:
             return
-        found, hint = await rt.sweeper.lookup(uid, desired.entity)
+        found, hint = await rt.sweeper.lookup(uid, desired)
         metrics.SNAPSHOT_AGE.set(rt.sweeper.snapshot_age)
         if found and rt.sweeper.predates_reconcile(uid):
             # Finished before this object's own reconcile did (e.g. before its role existed):
@@ -241,9 +238,9 @@ async def on_delete(
                 metrics.RECONCILES.labels(kind=kind, trigger="delete", result="retry").inc()
                 # Terminal or not, the finalizer stays until AWS is clean: retry, slower when
                 # a human has to act (permissions, a foreign attachment AWS refuses to drop).
-                delay = _backoff(retry, rt.config.max_backoff)
+                delay = _backoff(retry, rt.settings.kopf.max_backoff)
                 if isinstance(exc, TerminalError):
-                    delay = rt.config.max_backoff
+                    delay = rt.settings.kopf.max_backoff
                 raise kopf.TemporaryError(message, delay=delay) from exc
     _post_applied(body, outcome.applied, drift=False)
     metrics.RECONCILES.labels(kind=kind, trigger="delete", result="deleted").inc()
@@ -253,8 +250,8 @@ async def on_delete(
 
 
 def register(drift_interval: float) -> None:
-    """Attach the handlers to both kinds (called once, before the operator starts)."""
-    for plural in PLURALS:
+    """Attach the handlers to every kind (called once, before the operator starts)."""
+    for plural in (kind.plural for kind in registry.KINDS.values()):
         kopf.on.resume(GROUP, VERSION, plural, id="reconcile")(on_change)
         kopf.on.create(GROUP, VERSION, plural, id="reconcile")(on_change)
         kopf.on.update(GROUP, VERSION, plural, id="reconcile")(on_change)
@@ -282,7 +279,7 @@ async def _reconcile(
     trigger: str,
     retry: int,
     elapsed: float,
-    observed: model.Entity | None = None,
+    observed: Entity | None = None,
 ) -> None:
     kind = desired.ref.kind
     with metrics.RECONCILE_SECONDS.labels(kind=kind, trigger=trigger).time():
@@ -301,7 +298,7 @@ async def _reconcile(
             )
         except PrincipalNotReady as exc:
             _post_applied(body, exc.applied, drift=trigger == "drift")
-            if elapsed < rt.config.principal_window:
+            if elapsed < rt.settings.aws.principal_window:
                 message = (
                     f"waiting for IAM to recognise the trust policy principal "
                     f"({exc.aws_message}); retrying"
@@ -314,14 +311,14 @@ async def _reconcile(
                     False,
                     Reason.AWS_ERROR,
                     f"a principal in spec.assumeRolePolicy does not exist (still rejected "
-                    f"after {rt.config.principal_window:.0f}s): {exc.aws_message}",
+                    f"after {rt.settings.aws.principal_window:.0f}s): {exc.aws_message}",
                 ),
                 exists=True,
                 up_to_date=False,
             )
         except RetryableError as exc:
             _post_applied(body, exc.applied, drift=trigger == "drift")
-            throttled = "thrott" in exc.code.lower() or "limit" in exc.code.lower()
+            throttled = exc.throttled
             message = f"AWS is temporarily failing, will retry: {exc}"
             _write_status(
                 rt,
@@ -332,7 +329,7 @@ async def _reconcile(
             )
             metrics.RECONCILES.labels(kind=kind, trigger=trigger, result="retry").inc()
             raise kopf.TemporaryError(
-                message, delay=_backoff(retry, rt.config.max_backoff)
+                message, delay=_backoff(retry, rt.settings.kopf.max_backoff)
             ) from exc
     _post_applied(body, outcome.applied, drift=trigger == "drift" and bool(outcome.drift))
     if not outcome.ready:
@@ -348,7 +345,7 @@ def _parse_or_report(
     rt: Runtime, body: kopf.Body, status: kopf.Status, patch: kopf.Patch, trigger: str
 ) -> Desired | None:
     try:
-        return model.parse(body, rt.config.limits)
+        return registry.parse(body, rt.settings.limits)
     except SpecError as exc:
         message = str(exc)
         # Counted like every other outcome, so an invalid spec shows on the reconcile dashboard.
@@ -364,17 +361,14 @@ def _parse_or_report(
 def _desired_for_delete(rt: Runtime, body: kopf.Body, status: kopf.Status) -> Desired | None:
     """What to clean up; an object whose spec no longer parses still owns what it created."""
     try:
-        return model.parse(body, rt.config.limits)
+        return registry.parse(body, rt.settings.limits)
     except SpecError:
         arn = str(status.get("arn") or "")
         if not arn:
             return None
-        name = arn.rsplit("/", 1)[-1]
         meta = body.metadata
-        ref = model.ObjectRef(str(body["kind"]), str(meta.namespace), str(meta.name), str(meta.uid))
-        entity: model.Entity = (
-            Role(name=name, assume_role_policy={}) if body["kind"] == "IAMRole" else User(name=name)
-        )
+        ref = ObjectRef(str(body["kind"]), str(meta.namespace), str(meta.name), str(meta.uid))
+        entity = registry.get(ref.kind).placeholder(arn.rsplit("/", 1)[-1])
         retain = (body.get("spec") or {}).get("deletionPolicy") == "Retain"
         return Desired(ref, entity, deletion_policy="Retain" if retain else "Delete")
 
@@ -382,7 +376,7 @@ def _desired_for_delete(rt: Runtime, body: kopf.Body, status: kopf.Status) -> De
 def _write_status(
     rt: Runtime, body: kopf.Body, current: Mapping[str, Any], patch: kopf.Patch, verdict: Verdict
 ) -> None:
-    id_field = "roleId" if body["kind"] == "IAMRole" else "userId"
+    id_field = registry.get(str(body["kind"])).id_field
     generation = int(body.meta.get("generation") or 0)
     new = status.render(current, verdict, generation, id_field)
     rt.track(str(body.metadata.uid), str(body["kind"]), str(verdict.reason))
@@ -392,10 +386,8 @@ def _write_status(
 
 
 def _ready(current: Mapping[str, Any]) -> tuple[str, str] | None:
-    for condition in current.get("conditions") or ():
-        if condition.get("type") == "Ready":
-            return str(condition.get("reason")), str(condition.get("message"))
-    return None
+    found = status.condition(current, "Ready")
+    return None if found is None else (str(found.get("reason")), str(found.get("message")))
 
 
 def _post_applied(body: kopf.Body, applied: tuple[Action, ...], drift: bool) -> None:
@@ -414,7 +406,7 @@ def _post_applied(body: kopf.Body, applied: tuple[Action, ...], drift: bool) -> 
 
 
 def _noun(desired: Desired) -> str:
-    return f"{'role' if isinstance(desired.entity, Role) else 'user'} {desired.aws_name}"
+    return f"{registry.of(desired).noun} {desired.aws_name}"
 
 
 def _backoff(retry: int, ceiling: float) -> float:

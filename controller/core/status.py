@@ -46,45 +46,56 @@ def render(
     id_field: str,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The full status our fields should have; keeps the old transition time unless status flips.
+    """The full status our fields should have, the Ready condition set from `verdict`.
 
     `id_field` is `roleId` or `userId`. ARN and id survive a failed attempt (an error on update
-    does not make the role's ARN unknown).
+    does not make the role's ARN unknown). Conditions of other types are kept as they are.
     """
     previous = previous or {}
-    status_word = "True" if verdict.ready else "False"
-    old = _ready_condition(previous)
-    if old is not None and old.get("status") == status_word and old.get("lastTransitionTime"):
-        transition = str(old["lastTransitionTime"])
-    else:
-        transition = _timestamp(now)
-    condition = {
+    ready = {
         "type": "Ready",
-        "status": status_word,
+        "status": "True" if verdict.ready else "False",
         "reason": str(verdict.reason),
         "message": _truncate(verdict.message),
-        "lastTransitionTime": transition,
         "observedGeneration": generation,
     }
     return {
         "arn": verdict.arn or previous.get("arn", ""),
         id_field: verdict.entity_id or previous.get(id_field, ""),
         "observedGeneration": generation,
-        "conditions": [condition],
+        "conditions": set_condition(previous.get("conditions"), ready, now),
     }
+
+
+def set_condition(
+    conditions: Any, new: Mapping[str, Any], now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """`conditions` with the one of `new`'s type replaced (or appended), merged by type as
+    metav1.Condition lists are; its lastTransitionTime moves only when its status flips."""
+    kept = [dict(c) for c in conditions or () if isinstance(c, Mapping)]
+    old = next((c for c in kept if c.get("type") == new["type"]), None)
+    if old is not None and old.get("status") == new["status"] and old.get("lastTransitionTime"):
+        transition = str(old["lastTransitionTime"])
+    else:
+        transition = _timestamp(now)
+    merged = {**new, "lastTransitionTime": transition}
+    if old is None:
+        return [*kept, merged]
+    return [merged if c is old else c for c in kept]
+
+
+def condition(status: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
+    """The condition of `type_` in a status, if any."""
+    for found in status.get("conditions") or ():
+        if isinstance(found, Mapping) and found.get("type") == type_:
+            return found
+    return None
 
 
 def changed(previous: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
     """Whether writing `new` would change any field we own (Kopf's own keys are ignored)."""
     previous = previous or {}
     return any(previous.get(key) != value for key, value in new.items())
-
-
-def _ready_condition(status: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    for condition in status.get("conditions") or ():
-        if isinstance(condition, Mapping) and condition.get("type") == "Ready":
-            return condition
-    return None
 
 
 def _timestamp(now: datetime | None) -> str:

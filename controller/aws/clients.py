@@ -19,6 +19,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ConnectionError, HTTPClientError
 
+from controller.core.errors import is_transient
+from controller.settings import DEFAULTS, AWSSettings
+
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
 
@@ -65,30 +68,32 @@ class Clients:
     counter: CallCounter
 
 
-def client_config(max_attempts: int = 8) -> Config:
+def client_config(settings: AWSSettings = DEFAULTS.aws) -> Config:
     # Adaptive mode adds client-side rate limiting on throttles: a burst of reconciles slows
     # down together instead of each retrying at full speed (the retry storm peers suffer from).
     return Config(
-        retries={"mode": "adaptive", "max_attempts": max_attempts},
-        connect_timeout=5,
-        read_timeout=30,
-        max_pool_connections=32,
+        retries={"mode": "adaptive", "max_attempts": settings.max_attempts},
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        max_pool_connections=settings.max_pool_connections,
         user_agent_extra="rolekeeper",
     )
 
 
-def connect(session: boto3.session.Session | None = None, max_attempts: int = 8) -> Clients:
+def connect(
+    session: boto3.session.Session | None = None, settings: AWSSettings = DEFAULTS.aws
+) -> Clients:
     """Build IAM/STS clients from the standard chain and resolve the account id and partition."""
     session = session or boto3.session.Session()
     region = session.region_name or "us-east-1"  # IAM is global; STS needs some region
-    config = client_config(max_attempts)
+    config = client_config(settings)
     iam = session.client("iam", region_name=region, config=config)
     sts = session.client("sts", region_name=region, config=config)
     for client in (iam, sts):
         client.meta.events.register("before-parse", _generic_server_error)
         # Registered after botocore's own retry handler, so it only decides when that one
         # declined (the first non-None answer to needs-retry wins).
-        client.meta.events.register("needs-retry", _retry_past_quota(max_attempts))
+        client.meta.events.register("needs-retry", _retry_past_quota(settings.max_attempts))
     identity = sts.get_caller_identity()
     arn = identity["Arn"]
     counter = CallCounter()
@@ -109,24 +114,6 @@ def _generic_server_error(response_dict: dict[str, Any], **_: Any) -> None:
         return
     if b"<Error>" not in (response_dict.get("body") or b""):
         response_dict["body"] = b""
-
-
-# Transient answers that are not a 5xx; botocore's standard retry mode retries the same.
-TRANSIENT_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottledException",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-        "RequestThrottled",
-        "SlowDown",
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "PriorRequestNotComplete",
-    }
-)
 
 
 def _retry_past_quota(max_attempts: int) -> Callable[..., Any]:
@@ -151,7 +138,7 @@ def _retry_past_quota(max_attempts: int) -> Callable[..., Any]:
         elif response is not None:
             http_response, parsed = response
             code = (parsed.get("Error") or {}).get("Code", "") if isinstance(parsed, dict) else ""
-            transient = code in TRANSIENT_CODES or int(http_response.status_code) >= 500
+            transient = is_transient(code, int(http_response.status_code))
         else:
             transient = False
         return random.uniform(0.0, min(20.0, 2.0 ** (attempts - 1))) if transient else None
@@ -199,3 +186,15 @@ def _retry_observer(
             on_exception(exception=caught_exception, model=operation)
 
     return observe
+
+
+def read_only(client: Any) -> None:
+    """Refuse any call but Get*/List* before it leaves the process (plan, snapshot, import)."""
+
+    def refuse(model: Any, **_: Any) -> None:
+        if not model.name.startswith(("Get", "List")):
+            raise RuntimeError(
+                f"read-only: refusing {model.service_model.service_name.upper()} {model.name}"
+            )
+
+    client.meta.events.register("before-call", refuse)

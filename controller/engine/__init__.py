@@ -1,0 +1,1 @@
+"""The one decision path: decide (pure), execute, finalize, sweep; shared by operator and plan."""

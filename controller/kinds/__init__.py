@@ -1,0 +1,1 @@
+"""One module per IAM kind, each an implementation of `kinds.base.Kind`, found by `registry`."""

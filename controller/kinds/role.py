@@ -1,0 +1,476 @@
+"""IAMRole: an IAM role with its trust, managed and inline policies, boundary, tags and profile.
+
+Where a role's trust policy is compared, planned and sent: `_update` compares it by meaning
+(`policy.equivalent`), plans `UpdateAssumeRolePolicy` only when the meaning differs, and the
+engine sends the Action. Instance profiles are the one role-only resource: their rules (keep a
+profile we did not create, delete our orphaned one, the idempotent answers of a retried call)
+live here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from controller.aws import calls
+from controller.core import policy
+from controller.core.actions import OWNER_TAG, Action, act
+from controller.core.errors import AWSError, TerminalError
+from controller.core.view import EntityView
+from controller.kinds import base
+from controller.kinds.base import DEFAULT_LIMITS, Desired, Entity, Limits
+
+if TYPE_CHECKING:
+    from mypy_boto3_iam import IAMClient
+
+    from controller.aws.snapshot import RawSnapshot
+
+FIELDS = frozenset(
+    {
+        "roleName",
+        "path",
+        "description",
+        "maxSessionDuration",
+        "assumeRolePolicy",
+        "managedPolicies",
+        "inlinePolicies",
+        "permissionsBoundary",
+        "tags",
+        "instanceProfile",
+    }
+)
+TRUST_FIELD = "spec.assumeRolePolicy"
+PROFILE_UNKNOWN = (
+    "the snapshot does not say who created instance profile {}: the operator deletes it "
+    "only if Rolekeeper created it (else it only removes the role from it)"
+)
+
+
+@dataclass(frozen=True)
+class Role:
+    """An IAM role as Rolekeeper manages it; `arn`/`role_id` are only known once observed."""
+
+    name: str
+    assume_role_policy: Mapping[str, Any]
+    path: str = "/"
+    description: str = ""
+    max_session_duration: int = 3600
+    managed_policies: frozenset[str] = frozenset()
+    inline_policies: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    permissions_boundary: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    # Desired: {name} when spec.instanceProfile. Observed: every profile that holds the role.
+    instance_profiles: frozenset[str] = frozenset()
+    arn: str = ""
+    role_id: str = ""
+
+    @property
+    def entity_id(self) -> str:
+        return self.role_id
+
+
+def _role(entity: Entity) -> Role:
+    assert isinstance(entity, Role), f"expected a Role, got {type(entity).__name__}"
+    return entity
+
+
+class RoleKind:
+    """The IAMRole kind."""
+
+    name = "IAMRole"
+    plural = "iamroles"
+    noun = "role"
+    name_field = "roleName"
+    id_field = "roleId"
+    snapshot_key = "roles"
+
+    # --- parse ---------------------------------------------------------------------------------
+
+    def parse(self, obj: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Desired:
+        """Parse and validate a whole IAMRole object (metadata + spec); raises SpecError."""
+        ref, spec, errors = base.start(obj, self.name, FIELDS)
+        name = base.name_field(spec, "roleName", ref.name, errors)
+        trust = spec.get("assumeRolePolicy")
+        if trust is None:
+            errors.append("spec.assumeRolePolicy: required")
+            trust = {}
+        else:
+            trust = base.policy_document(trust, "trust", TRUST_FIELD, errors)
+            if trust and (n := policy.size(trust)) > limits.trust_policy_size:
+                errors.append(
+                    f"spec.assumeRolePolicy: {n} characters exceeds the limit "
+                    f"{limits.trust_policy_size} (whitespace not counted)"
+                )
+        max_session = spec.get("maxSessionDuration", 3600)
+        if not base.is_int(max_session):
+            errors.append(f"spec.maxSessionDuration: must be an integer, got {max_session!r}")
+        elif max_session < 3600:
+            errors.append(f"spec.maxSessionDuration: {max_session} is below the minimum 3600")
+        elif max_session > 43200:
+            errors.append(f"spec.maxSessionDuration: {max_session} is above the maximum 43200")
+        description = base.string_field(spec, "description", "", errors)
+        if len(description) > 1000:
+            errors.append(f"spec.description: {len(description)} characters exceeds 1000")
+        elif not base.DESCRIPTION_PATTERN.fullmatch(description):
+            bad = next(c for c in description if not base.DESCRIPTION_PATTERN.fullmatch(c))
+            errors.append(
+                f"spec.description: character {bad!r} is not allowed (IAM allows tab, newline "
+                "and the characters U+0020-U+007E and U+00A1-U+00FF)"
+            )
+        instance_profile = spec.get("instanceProfile", False)
+        if not isinstance(instance_profile, bool):
+            errors.append(f"spec.instanceProfile: must be true or false, got {instance_profile!r}")
+        role = Role(
+            name=name,
+            assume_role_policy=trust,
+            path=base.path_field(spec, errors),
+            description=description,
+            max_session_duration=max_session if base.is_int(max_session) else 3600,
+            managed_policies=base.managed_policies_field(spec, limits, errors),
+            inline_policies=base.inline_policies_field(spec, limits.role_inline_total, errors),
+            permissions_boundary=base.boundary_field(spec, errors),
+            tags=base.tags_field(spec, limits, errors),
+            instance_profiles=frozenset({name}) if instance_profile is True else frozenset(),
+        )
+        return base.finish(obj, ref, role, spec, errors)
+
+    def view(self, desired: Desired) -> EntityView:
+        role = _role(desired.entity)
+        return EntityView(
+            kind=self.name,
+            namespace=desired.ref.namespace,
+            name=role.name,
+            path=role.path,
+            trust_policy=role.assume_role_policy,
+            documents={f"spec.inlinePolicies.{k}": v for k, v in role.inline_policies.items()},
+            managed_policies=role.managed_policies,
+            permissions_boundary=role.permissions_boundary,
+            max_session_duration=role.max_session_duration,
+            adopt=desired.adopt,
+        )
+
+    def placeholder(self, name: str) -> Role:
+        return Role(name=name, assume_role_policy={})
+
+    # --- read ----------------------------------------------------------------------------------
+
+    def read(
+        self, iam: IAMClient, name: str, *, for_delete: bool = False, rare: bool = False
+    ) -> Role | None:
+        """GetRole + attached, inline (each document), instance profiles; None when absent."""
+        found = calls.get_or_none("GetRole", lambda: iam.get_role(RoleName=name))
+        if found is None:
+            return None
+        attached, inline = base.read_policies(iam, "Role", name)
+        profiles = calls.pages(
+            iam, "list_instance_profiles_for_role", "InstanceProfiles", RoleName=name
+        )
+        return _from_raw(
+            found["Role"],
+            attached=attached,
+            inline=inline,
+            profiles=(p["InstanceProfileName"] for p in profiles),
+        )
+
+    def from_snapshot(self, raw: RawSnapshot) -> dict[str, Entity]:
+        roles: dict[str, Entity] = {}
+        for detail in raw.details.get("RoleDetailList", []):
+            merged = {**raw.listed_roles.get(detail["RoleName"], {}), **detail}
+            roles[detail["RoleName"]] = _from_raw(
+                merged,
+                attached=(p["PolicyArn"] for p in detail.get("AttachedManagedPolicies", [])),
+                inline={
+                    p["PolicyName"]: calls.document(p["PolicyDocument"])
+                    for p in detail.get("RolePolicyList", [])
+                },
+                profiles=(p["InstanceProfileName"] for p in detail.get("InstanceProfileList", [])),
+            )
+        return roles
+
+    def to_json(self, entity: Entity) -> dict[str, Any]:
+        return base.entity_json(entity)
+
+    def from_json(self, data: Mapping[str, Any]) -> Role:
+        return Role(
+            name=data["name"],
+            assume_role_policy=data["assume_role_policy"],
+            path=data["path"],
+            description=data["description"],
+            max_session_duration=data["max_session_duration"],
+            managed_policies=frozenset(data["managed_policies"]),
+            inline_policies=data["inline_policies"],
+            permissions_boundary=data["permissions_boundary"],
+            tags=data["tags"],
+            instance_profiles=frozenset(data["instance_profiles"]),
+            arn=data["arn"],
+            role_id=data["role_id"],
+        )
+
+    # --- plan ----------------------------------------------------------------------------------
+
+    def plan(self, desired: Desired, observed: Entity | None, partition: str) -> tuple[Action, ...]:
+        """Calls that make `observed` (None: absent) equal to `desired`; an immutable
+        difference (path) raises SpecError."""
+        role = _role(desired.entity)
+        if observed is None:
+            return _create(desired, role, partition)
+        seen = _role(observed)
+        return base.claim_first(_update(desired, role, seen, partition), seen, "TagRole")
+
+    def plan_delete(self, observed: Entity) -> tuple[Action, ...]:
+        """Calls that delete the role in the order IAM demands (every DeleteConflict cause)."""
+        role = _role(observed)
+        actions: list[Action] = []
+        for profile in sorted(role.instance_profiles):
+            actions += _remove_instance_profile(role.name, profile, delete=profile == role.name)
+        actions += base.detach("Role", role.name, role.managed_policies)
+        actions += base.delete_inline("Role", role.name, set(role.inline_policies))
+        actions.append(act("DeleteRole", f"Deleted role {role.name}", RoleName=role.name))
+        return tuple(actions)
+
+    def plan_release(self, observed: Entity) -> tuple[Action, ...]:
+        return base.release("Role", observed)
+
+    def documents(self, entity: Entity) -> dict[str, Mapping[str, Any]]:
+        role = _role(entity)
+        docs = {f"spec.inlinePolicies.{k}": v for k, v in role.inline_policies.items()}
+        docs[TRUST_FIELD] = role.assume_role_policy
+        return docs
+
+    def document_field(self, action: Action) -> str | None:
+        if action.api in ("CreateRole", "UpdateAssumeRolePolicy"):
+            return TRUST_FIELD
+        return base.inline_diff_field(action, "PutRolePolicy")
+
+    def created(self, action: Action, response: Mapping[str, Any]) -> tuple[str, str] | None:
+        made = response.get("Role") if action.api == "CreateRole" else None
+        return (str(made["Arn"]), str(made.get("RoleId", ""))) if made else None
+
+    # --- what only AWS can tell ----------------------------------------------------------------
+
+    def refine(
+        self, iam: IAMClient, desired: Desired, actions: tuple[Action, ...]
+    ) -> tuple[Action, ...]:
+        """Drop DeleteInstanceProfile for a profile we did not create (e.g. the console's
+        same-named profile of an adopted EC2 role): the role leaves it, the profile stays."""
+        kept = []
+        for action in actions:
+            if action.api == "DeleteInstanceProfile":
+                found = _instance_profile(iam, action.params["InstanceProfileName"])
+                if found is None or found[0].get(OWNER_TAG) != desired.ref.owner:
+                    continue
+            kept.append(action)
+        return tuple(kept)
+
+    def cleanup_orphans(
+        self, iam: IAMClient, desired: Desired, observed: Entity | None
+    ) -> tuple[Action, ...]:
+        """DeleteInstanceProfile for our same-named profile once no role is in it: an attempt
+        stopped between RemoveRoleFromInstanceProfile and DeleteInstanceProfile (a crash, a lost
+        answer) leaves it behind, and the role's own listing no longer leads to it. One extra
+        read, only for roles whose spec asks for a profile the role no longer lists."""
+        name = desired.aws_name
+        if name not in _role(desired.entity).instance_profiles:
+            return ()
+        if observed is not None and name in _role(observed).instance_profiles:
+            return ()  # still holds the role: plan_delete removes and deletes it
+        found = _instance_profile(iam, name)
+        if found is None or found[1] or found[0].get(OWNER_TAG) != desired.ref.owner:
+            return ()
+        return (
+            act(
+                "DeleteInstanceProfile",
+                f"Deleted instance profile {name}",
+                InstanceProfileName=name,
+            ),
+        )
+
+    def tolerate(self, iam: IAMClient, action: Action, error: AWSError) -> bool:
+        """Answers that mean a retried or interrupted call already did its work: our own
+        profile exists already; the one role a profile holds is ours. A same-named profile
+        someone else made is not ours to fill."""
+        if error.code == "EntityAlreadyExists" and action.api == "CreateInstanceProfile":
+            wanted = {t["Key"]: t["Value"] for t in action.params.get("Tags", [])}.get(OWNER_TAG)
+            name = action.params["InstanceProfileName"]
+            found = _instance_profile(iam, name)
+            if wanted is not None and found is not None and found[0].get(OWNER_TAG) == wanted:
+                return True
+            raise TerminalError(
+                action.api,
+                error.code,
+                f"instance profile {name} already exists and was not created by Rolekeeper for "
+                "this object; Rolekeeper will not put its role into it: delete or rename that "
+                "profile, or set spec.instanceProfile: false",
+            ) from error
+        if error.code == "LimitExceeded" and action.api == "AddRoleToInstanceProfile":
+            try:
+                found = _instance_profile(iam, action.params["InstanceProfileName"])
+            except AWSError:
+                return False  # cannot tell: report AWS's LimitExceeded as it is
+            return found is not None and action.params["RoleName"] in found[1]
+        return False
+
+    def offline_notes(self, entity: Entity | None, actions: tuple[Action, ...]) -> list[str]:
+        return [
+            PROFILE_UNKNOWN.format(a.params["InstanceProfileName"])
+            for a in actions
+            if a.api == "DeleteInstanceProfile"
+        ]
+
+
+KIND = RoleKind()
+
+
+# --- planning ---------------------------------------------------------------------------------
+
+
+def _create(desired: Desired, role: Role, partition: str) -> tuple[Action, ...]:
+    params: dict[str, Any] = {
+        "RoleName": role.name,
+        "Path": role.path,
+        "AssumeRolePolicyDocument": policy.to_json(role.assume_role_policy, partition=partition),
+        "MaxSessionDuration": role.max_session_duration,
+        "Tags": base.tag_list(desired.tags()),
+    }
+    if role.description:
+        params["Description"] = role.description
+    if role.permissions_boundary:
+        params["PermissionsBoundary"] = role.permissions_boundary
+    actions = [Action("CreateRole", params, f"Created role {role.name}")]
+    actions += base.attach("Role", role.name, role.managed_policies)
+    actions += base.put_inline("Role", role.name, role.inline_policies, {}, partition)
+    for profile in sorted(role.instance_profiles):
+        actions += _add_instance_profile(desired, role, profile)
+    return tuple(actions)
+
+
+def _update(desired: Desired, role: Role, seen: Role, partition: str) -> tuple[Action, ...]:
+    base.check_immutable("role", desired, role.path, seen.path)
+    actions: list[Action] = []
+    if (role.description, role.max_session_duration) != (
+        seen.description,
+        seen.max_session_duration,
+    ):
+        changed = []
+        if role.description != seen.description:
+            changed.append("description")
+        if role.max_session_duration != seen.max_session_duration:
+            changed.append(
+                f"max session {seen.max_session_duration}s -> {role.max_session_duration}s"
+            )
+        actions.append(
+            act(
+                "UpdateRole",
+                f"Updated role {role.name}: {', '.join(changed)}",
+                RoleName=role.name,
+                Description=role.description,
+                MaxSessionDuration=role.max_session_duration,
+            )
+        )
+    if not policy.equivalent(role.assume_role_policy, seen.assume_role_policy):
+        detail = "; ".join(policy.describe_diff(seen.assume_role_policy, role.assume_role_policy))
+        actions.append(
+            act(
+                "UpdateAssumeRolePolicy",
+                f"Updated trust policy of role {role.name}: {detail}",
+                RoleName=role.name,
+                PolicyDocument=policy.to_json(role.assume_role_policy, partition=partition),
+            )
+        )
+    actions += base.boundary_actions(
+        "Role", role.name, role.permissions_boundary, seen.permissions_boundary, first=True
+    )
+    # Grant before revoke, so a change never leaves a window with fewer permissions than either.
+    actions += base.attach("Role", role.name, role.managed_policies - seen.managed_policies)
+    actions += base.put_inline(
+        "Role", role.name, role.inline_policies, seen.inline_policies, partition
+    )
+    actions += base.detach("Role", role.name, seen.managed_policies - role.managed_policies)
+    actions += base.delete_inline(
+        "Role", role.name, set(seen.inline_policies) - set(role.inline_policies)
+    )
+    actions += base.boundary_actions(
+        "Role", role.name, role.permissions_boundary, seen.permissions_boundary, first=False
+    )
+    actions += base.tag_actions("Role", role.name, desired.tags(), seen.tags)
+    for profile in sorted(role.instance_profiles - seen.instance_profiles):
+        actions += _add_instance_profile(desired, role, profile)
+    # Only the same-named profile is ours; a profile someone else put the role in is left alone.
+    for profile in sorted((seen.instance_profiles - role.instance_profiles) & {role.name}):
+        actions += _remove_instance_profile(role.name, profile, delete=True)
+    return tuple(actions)
+
+
+def _add_instance_profile(desired: Desired, role: Role, profile: str) -> list[Action]:
+    return [
+        act(
+            "CreateInstanceProfile",
+            f"Created instance profile {profile}",
+            InstanceProfileName=profile,
+            Path=role.path,
+            Tags=base.tag_list(desired.ref.ownership_tags()),
+        ),
+        act(
+            "AddRoleToInstanceProfile",
+            f"Added role {role.name} to instance profile {profile}",
+            InstanceProfileName=profile,
+            RoleName=role.name,
+        ),
+    ]
+
+
+def _remove_instance_profile(role_name: str, profile: str, delete: bool) -> list[Action]:
+    actions = [
+        act(
+            "RemoveRoleFromInstanceProfile",
+            f"Removed role {role_name} from instance profile {profile}",
+            InstanceProfileName=profile,
+            RoleName=role_name,
+        )
+    ]
+    if delete:
+        actions.append(
+            act(
+                "DeleteInstanceProfile",
+                f"Deleted instance profile {profile}",
+                InstanceProfileName=profile,
+            )
+        )
+    return actions
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def _instance_profile(iam: IAMClient, name: str) -> tuple[dict[str, str], frozenset[str]] | None:
+    """Tags and role names of an instance profile (None when it does not exist)."""
+    found = calls.get_or_none(
+        "GetInstanceProfile", lambda: iam.get_instance_profile(InstanceProfileName=name)
+    )
+    if found is None:
+        return None
+    profile = found["InstanceProfile"]
+    return calls.tags(profile.get("Tags")), frozenset(r["RoleName"] for r in profile["Roles"])
+
+
+def _from_raw(
+    raw: Mapping[str, Any],
+    attached: Iterable[str],
+    inline: Mapping[str, Mapping[str, Any]],
+    profiles: Iterable[str],
+) -> Role:
+    return Role(
+        name=raw["RoleName"],
+        assume_role_policy=calls.document(raw.get("AssumeRolePolicyDocument") or {}),
+        path=raw.get("Path", "/"),
+        description=raw.get("Description", "") or "",
+        max_session_duration=int(raw.get("MaxSessionDuration", 3600)),
+        managed_policies=frozenset(attached),
+        inline_policies=dict(inline),
+        permissions_boundary=calls.boundary(raw),
+        tags=calls.tags(raw.get("Tags")),
+        instance_profiles=frozenset(profiles),
+        arn=raw["Arn"],
+        role_id=raw["RoleId"],
+    )

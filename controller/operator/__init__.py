@@ -1,0 +1,1 @@
+"""Kopf wiring: the only package that imports kopf."""

@@ -1,0 +1,1 @@
+"""`rolekeeper plan | snapshot | lint`: manifests in, decisions computed, reports rendered."""

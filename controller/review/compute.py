@@ -1,0 +1,350 @@
+"""`rolekeeper plan`'s computation: each manifest's Decision, made by the operator's own `decide`.
+
+Nothing here decides anything itself: `engine.reconcile.observe_and_decide` does, exactly as it
+does for the operator, so the calls a review shows are the calls the operator makes. This
+module only adds what a review needs around it: where each object came from, names declared
+twice, the snapshot's owned entities (renames, prunes), and readable document diffs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from controller.core import policy
+from controller.core.actions import Action, Ownership, claim
+from controller.core.errors import SpecError
+from controller.engine.reconcile import Decision, Verb, decide, observe_and_decide
+from controller.kinds import registry
+from controller.kinds.base import Desired, Entity, Kind, ObjectRef
+from controller.review.manifests import Input, Problem, Source, meta
+
+if TYPE_CHECKING:
+    from controller.aws.clients import Clients
+    from controller.kinds.snapshot import AccountSnapshot
+
+ActionKind = Literal["create", "update", "delete", "noop", "conflict", "refused", "invalid"]
+ACTIONS: tuple[ActionKind, ...] = (
+    "create",
+    "update",
+    "delete",
+    "noop",
+    "conflict",
+    "refused",
+    "invalid",
+)
+CHANGES: frozenset[str] = frozenset({"create", "update", "delete"})
+# What the operator would report as Ready=False: the merge would not do what it says.
+FAILURES: frozenset[str] = frozenset({"conflict", "refused", "invalid"})
+PLAN_FORMAT = 1  # version of the --format json schema (docs/plan.md)
+
+document_field = registry.document_field
+
+
+@dataclass(frozen=True)
+class DocumentDiff:
+    """What changes in meaning in one policy document (`policy.describe_diff` lines)."""
+
+    field: str  # spec.assumeRolePolicy, spec.inlinePolicies.<name>
+    changes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Change:
+    """The plan for one object: what the operator will do with its AWS entity, call by call."""
+
+    kind: str
+    namespace: str
+    name: str
+    aws_name: str
+    action: ActionKind
+    calls: tuple[Action, ...] = ()
+    diff: tuple[DocumentDiff, ...] = ()
+    message: str = ""
+    source: Source | None = None  # None for a prune (declared nowhere in the input)
+
+    @property
+    def entity_kind(self) -> str:
+        found = registry.KINDS.get(self.kind)
+        return found.noun if found is not None else self.kind
+
+
+@dataclass(frozen=True)
+class Review:
+    """A whole plan: one change per object (input order, then prunes), and unreadable input."""
+
+    changes: tuple[Change, ...]
+    problems: tuple[Problem, ...] = ()
+    notes: tuple[str, ...] = ()  # what the reader must know to trust the plan (shown in output)
+
+    def summary(self) -> dict[str, int]:
+        counts = Counter(c.action for c in self.changes)
+        return {action: counts[action] for action in ACTIONS}
+
+    def exit_code(self, detailed: bool) -> int:
+        """terraform plan's convention: 1 error, and with `detailed` 2 when something changes."""
+        if self.problems or any(c.action in FAILURES for c in self.changes):
+            return 1
+        if detailed and any(c.action in CHANGES for c in self.changes):
+            return 2
+        return 0
+
+
+@dataclass
+class World:
+    """Where AWS state comes from: live reads (`clients`), a snapshot, or a live snapshot (both).
+
+    Without `clients` nothing is ever sent to AWS: the plan is made from the snapshot alone.
+    """
+
+    clients: Clients | None = None
+    snapshot: AccountSnapshot | None = None
+    partition: str = "aws"  # bare account ids in policies become root ARNs of this partition
+
+    def __post_init__(self) -> None:
+        self._owned = self.snapshot.owned() if self.snapshot is not None else {}
+
+    @property
+    def owned(self) -> Mapping[tuple[str, str], list[Entity]]:
+        """Snapshot entities by (kind, owner tag): what each object already manages."""
+        return self._owned
+
+    def reader(self, kind: Kind, name: str, *, for_delete: bool = False) -> Any:
+        """A read of one entity for `observe_and_decide`, or None when offline."""
+        clients = self.clients
+        if clients is None:
+            return None
+        return lambda: kind.read(clients.iam, name, for_delete=for_delete)
+
+    def refine(self, kind: Kind, desired: Desired, calls: tuple[Action, ...]) -> tuple[Action, ...]:
+        """What the operator executes of a plan: the kind's refinements that only AWS can
+        answer (e.g. a role keeps an instance profile it did not create)."""
+        if self.clients is None:
+            return calls
+        return kind.refine(self.clients.iam, desired, calls)
+
+
+def compute(
+    found: Input, world: World, prune_scopes: Sequence[str] = (), namespace: str = "default"
+) -> Review:
+    """The plan for every object read, plus `- delete` for owned entities no longer declared."""
+    declared: dict[tuple[str, str, str], Source] = {}
+    # One slot per object in input order: a finished Change (invalid) or a Desired to plan.
+    slots: list[Change | tuple[Desired, Source]] = []
+    for manifest in found.manifests:
+        obj = _with_namespace(manifest.obj, namespace)
+        key = (manifest.kind, meta(obj, "namespace"), meta(obj, "name"))
+        if key in declared:
+            twice = f"{key[0]} {key[1]}/{key[2]} is declared twice (first at {declared[key]})"
+            slots.append(_invalid(obj, manifest.source, [twice]))
+            continue
+        declared[key] = manifest.source
+        try:
+            slots.append((registry.parse(obj), manifest.source))
+        except SpecError as exc:
+            slots.append(_invalid(obj, manifest.source, exc.errors))
+    changes: list[Change] = []
+    claimed: dict[tuple[str, str], Desired] = {}
+    for slot in slots:
+        if isinstance(slot, Change):
+            changes.append(slot)
+            continue
+        desired, source = slot
+        first = claimed.setdefault((desired.ref.kind, desired.aws_name), desired)
+        if first is not desired:
+            changes.append(_name_clash(desired, source, first, declared))
+        else:
+            changes.append(_plan_one(desired, source, world))
+    notes = []
+    if prune_scopes and found.problems:
+        # Objects in an unreadable file would all look undeclared: deletes nobody asked for.
+        notes.append("deletes (--prune-scope) are not listed: some input could not be read")
+    elif prune_scopes:
+        if world.snapshot is None:
+            raise ValueError("pruning needs an account snapshot")  # plan_command always takes one
+        owners = {(kind, f"{ns}/{name}") for kind, ns, name in declared}
+        changes.extend(_prunes(world, set(prune_scopes), owners))
+    return Review(tuple(changes), tuple(found.problems), tuple(notes))
+
+
+def _plan_one(desired: Desired, source: Source, world: World) -> Change:
+    """The operator's decision for one object, on the snapshot when it needs no call, else on a
+    fresh read (when AWS can be read), exactly as the operator makes it."""
+    kind = registry.of(desired)
+    read = world.reader(kind, desired.aws_name)
+    if world.snapshot is not None:
+        decision, observed = observe_and_decide(
+            kind,
+            desired,
+            read=read,
+            hint=world.snapshot.find(desired),
+            hinted=True,
+            partition=world.partition,
+            known_arn=_known_arn(desired, world),
+        )
+    else:
+        decision, observed = observe_and_decide(kind, desired, read=read, partition=world.partition)
+    return _change(kind, desired, source, decision, observed, world)
+
+
+def _known_arn(desired: Desired, world: World) -> str:
+    """The ARN this object already manages under another name, as status.arn would say: a
+    snapshot shows a rename as an entity owned by this object under another name."""
+    for entity in world.owned.get((desired.ref.kind, desired.ref.owner), []):
+        if entity.name != desired.aws_name:
+            return entity.arn
+    return ""
+
+
+def _change(
+    kind: Kind,
+    desired: Desired,
+    source: Source,
+    decision: Decision,
+    observed: Entity | None,
+    world: World,
+) -> Change:
+    if not decision.allowed:
+        separator = "\n" if decision.verb is Verb.INVALID else "; "
+        return _base(desired, source, decision.verb.value, message=separator.join(decision.errors))
+    calls = world.refine(kind, desired, decision.calls)
+    notes = list(decision.notes)
+    if world.clients is None:
+        notes += kind.offline_notes(observed, calls)
+    diff = _document_diffs(kind, desired.entity, observed, calls) if observed else ()
+    return _base(
+        desired, source, decision.verb.value, calls=calls, diff=diff, message="\n".join(notes)
+    )
+
+
+def _with_namespace(obj: Mapping[str, Any], namespace: str) -> Mapping[str, Any]:
+    """As `kubectl apply -n`: objects that name no namespace land in the given one."""
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, Mapping) or metadata.get("namespace"):
+        return obj
+    return {**obj, "metadata": {**metadata, "namespace": namespace}}
+
+
+def _invalid(obj: Mapping[str, Any], source: Source, errors: Sequence[str]) -> Change:
+    kind_name = str(obj.get("kind"))
+    found = registry.KINDS.get(kind_name)
+    spec = obj.get("spec")
+    aws_name = spec.get(found.name_field) if found and isinstance(spec, Mapping) else None
+    if not isinstance(aws_name, str) or not aws_name:
+        aws_name = meta(obj, "name")
+    return Change(
+        kind=kind_name,
+        namespace=meta(obj, "namespace"),
+        name=meta(obj, "name"),
+        aws_name=str(aws_name or ""),
+        action="invalid",
+        message="\n".join(errors),
+        source=source,
+    )
+
+
+def _base(desired: Desired, source: Source | None, action: str, **rest: Any) -> Change:
+    return Change(
+        kind=desired.ref.kind,
+        namespace=desired.ref.namespace,
+        name=desired.ref.name,
+        aws_name=desired.aws_name,
+        action=action,  # type: ignore[arg-type]  # a Verb's value is an ActionKind
+        source=source,
+        **rest,
+    )
+
+
+def _name_clash(
+    desired: Desired,
+    source: Source,
+    first: Desired,
+    declared: Mapping[tuple[str, str, str], Source],
+) -> Change:
+    kind = registry.of(desired)
+    where = declared[(first.ref.kind, first.ref.namespace, first.ref.name)]
+    return _base(
+        desired,
+        source,
+        "conflict",
+        message=(
+            f"IAM {kind.noun} {desired.aws_name!r} is also declared by {first.ref.kind} "
+            f"{first.ref.owner} at {where}; two objects cannot own one AWS name: "
+            f"choose another spec.{kind.name_field}"
+        ),
+    )
+
+
+def _document_diffs(
+    kind: Kind, entity: Entity, observed: Entity, calls: Sequence[Action]
+) -> tuple[DocumentDiff, ...]:
+    """Semantic diffs for the documents the calls replace (an equivalent one is never sent)."""
+    new_docs, old_docs = kind.documents(entity), kind.documents(observed)
+    diffs = []
+    for call in calls:
+        where = kind.document_field(call)
+        if where is None or call.api.startswith("Create"):
+            continue
+        old, new = old_docs.get(where), new_docs.get(where)
+        if old is not None and new is not None:
+            diffs.append(DocumentDiff(where, tuple(policy.describe_diff(old, new))))
+    return tuple(diffs)
+
+
+def _prunes(world: World, scopes: set[str], declared: set[tuple[str, str]]) -> list[Change]:
+    """`- delete` for every entity our tag says belongs to an object of a scoped namespace that
+    the input no longer declares: what `finalize` does once the object leaves the cluster."""
+    changes = []
+    for (kind, owner), entities in sorted(world.owned.items(), key=lambda i: (i[0][1], i[0][0])):
+        namespace, _, name = owner.partition("/")
+        if namespace not in scopes or not name or (kind, owner) in declared:
+            continue
+        for entity in sorted(entities, key=lambda e: e.name):
+            changes.extend(_prune(world, registry.get(kind), owner, entity))
+    return changes
+
+
+def _prune(world: World, kind: Kind, owner: str, entity: Entity) -> list[Change]:
+    # finalize re-reads with credentials (keys, MFA, ...): do the same when AWS is at hand.
+    read = world.reader(kind, entity.name, for_delete=True)
+    seen = read() if read is not None else entity
+    found = claim(seen.tags) if seen is not None else None
+    if seen is None or found is None or found[0] != owner:
+        return []  # gone, or someone else's since the snapshot: finalize leaves it alone
+    namespace, _, name = owner.partition("/")
+    desired = Desired(ObjectRef(kind.name, namespace, name, found[1]), seen)
+    calls = world.refine(kind, desired, kind.plan_delete(seen))
+    notes = [
+        f"{kind.name} {owner} is no longer declared: the operator deletes this {kind.noun} "
+        "once the object is removed from the cluster (with deletionPolicy: Retain it only "
+        "removes its rolekeeper.dev tags)"
+    ]
+    if world.clients is None:
+        notes += kind.offline_notes(seen, calls)
+    return [
+        Change(
+            kind=kind.name,
+            namespace=namespace,
+            name=name,
+            aws_name=entity.name,
+            action="delete",
+            calls=calls,
+            message="\n".join(notes),
+        )
+    ]
+
+
+__all__ = [
+    "ACTIONS",
+    "PLAN_FORMAT",
+    "Change",
+    "DocumentDiff",
+    "Ownership",
+    "Review",
+    "World",
+    "compute",
+    "decide",
+    "document_field",
+]

@@ -1,0 +1,103 @@
+"""Every tunable of Rolekeeper in one typed tree; the CLI's flags take their defaults from here.
+
+Grouped as the operator uses them. Each attribute says what it is for and what it costs, so a
+platform team can tune without reading the code. Pure dataclasses: importing this costs nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class DriftSettings:
+    """How often AWS is compared with the objects."""
+
+    interval: float = 60.0
+    """Seconds between drift checks of each object. One account snapshot per interval is shared
+    by every object's check, so the AWS cost does not grow with the number of objects."""
+
+
+@dataclass(frozen=True)
+class AWSSettings:
+    """How Rolekeeper talks to AWS."""
+
+    max_attempts: int = 8
+    """Attempts per call, retries included (botocore adaptive mode, jittered backoff)."""
+    connect_timeout: float = 5.0
+    """Seconds to open a connection to an AWS endpoint."""
+    read_timeout: float = 30.0
+    """Seconds to wait for an answer."""
+    max_pool_connections: int = 32
+    """HTTP connections kept per client; at least the number of workers."""
+    principal_window: float = 120.0
+    """Seconds an "Invalid principal in policy" is treated as IAM's eventual consistency (a
+    principal created a moment ago) and retried, before it is reported as an error."""
+
+
+@dataclass(frozen=True)
+class KopfSettings:
+    """Kopf tuning: concurrency, Events, watches, retries."""
+
+    workers: int = 16
+    """Threads for blocking AWS calls; bounds how many objects reconcile at once."""
+    event_posters: int = 16
+    """Concurrent Kubernetes Event posts (Kopf's default is one per object: 1,000 objects
+    created at once opened ~330 TLS connections to the API server)."""
+    event_idle_timeout: float = 0.1
+    """Seconds an Event poster waits for more before it frees its slot (Kopf waits 1 s)."""
+    watch_server_timeout: int = 270
+    """Seconds the API server keeps a watch open; below idle cut-offs of proxies."""
+    watch_client_timeout: int = 300
+    """Seconds the client waits on a silent watch before reconnecting."""
+    watch_connect_timeout: int = 10
+    """Seconds to open a watch connection."""
+    max_backoff: float = 300.0
+    """Longest delay between retries of a failing object (and of a terminal delete failure)."""
+    peering_lifetime: int = 60
+    """Seconds peers wait for a silent (killed) replica before taking over."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """IAM quotas the parser enforces; the defaults are AWS's defaults."""
+
+    trust_policy_size: int = 2048
+    """Characters of a trust policy, whitespace not counted (AWS raises it up to 4096)."""
+    role_inline_total: int = 10240
+    """Characters of all inline policies of a role together."""
+    user_inline_total: int = 2048
+    """Characters of all inline policies of a user together."""
+    managed_policy_count: int = 20
+    """Managed policies per role or user (10 by default in AWS; 20 is the raised hard limit)."""
+    tag_count: int = 50
+    """Tags per role or user, Rolekeeper's two ownership tags included."""
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class EndpointSettings:
+    """What the operator serves besides its work."""
+
+    liveness: str | None = None
+    """URL of the health probe, e.g. http://0.0.0.0:8080/healthz (None: not served)."""
+    metrics_port: int | None = None
+    """Port of Prometheus /metrics (None: not served)."""
+    metrics_address: str = "0.0.0.0"
+    """Address /metrics binds to; 127.0.0.1 keeps it off the pod network."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything `rolekeeper run` can be told."""
+
+    drift: DriftSettings = field(default_factory=DriftSettings)
+    aws: AWSSettings = field(default_factory=AWSSettings)
+    kopf: KopfSettings = field(default_factory=KopfSettings)
+    limits: Limits = DEFAULT_LIMITS
+    endpoints: EndpointSettings = field(default_factory=EndpointSettings)
+
+
+DEFAULTS = Settings()
