@@ -70,6 +70,7 @@ GLOBAL_CONDITION_KEYS = frozenset(
 _PLACEHOLDER = re.compile(r"\\\$\\\{[^}]*\\\}")
 
 
+@functools.lru_cache(maxsize=4096)
 def glob(pattern: str) -> re.Pattern[str]:
     """A case-insensitive regex for an IAM wildcard pattern (`*` any run, `?` one character)."""
     body = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
@@ -98,6 +99,8 @@ def actions_matching(pattern: str) -> tuple[str, ...] | None:
     if _services() is None:
         return None
     names = _actions(prefix.lower())
+    if not re.search(r"[*?]", name):  # most actions are written out: no scan needed
+        return (pattern.lower(),) if name.lower() in _action_set(prefix.lower()) else ()
     regex = glob(name)
     return tuple(f"{prefix.lower()}:{n}" for n in names if regex.fullmatch(n))
 
@@ -164,6 +167,11 @@ def _actions(prefix: str) -> tuple[str, ...]:
         return ()
     data = _read("actions", f"{prefix}.json")
     return tuple(sorted(data)) if isinstance(data, dict) else ()
+
+
+@functools.cache
+def _action_set(prefix: str) -> frozenset[str]:
+    return frozenset(_actions(prefix))
 
 
 @functools.cache
