@@ -20,6 +20,11 @@ Judgement calls, each deliberate:
 - Action names are compared case-sensitively although IAM matches them
   case-insensitively: AWS keeps the case we send, so a case edit is one update.
 - Condition keys are compared case-sensitively (see `_expand_condition`).
+
+Documents come from pull requests and the API server, so every public function is total over
+any input: `parse` bounds depth, sizes and numbers first (`controller.core.bounds`, with the
+limits in `BOUNDS`), and anything else wrong is a PolicyError, never a RecursionError, a
+TypeError from sorting mixed keys or a ValueError from a 5,000-digit number.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal
+
+from controller.core import bounds
 
 __all__ = [
     "DEFAULT_VERSION",
@@ -108,25 +115,47 @@ class PolicyError(ValueError):
     """A policy document that cannot be read; the message says what is wrong."""
 
 
+# No document within IAM's largest quota (10,240 characters of inline policies per role) has
+# more than ~2,600 list items or is deeper than 7 levels; the bounds leave room for an invalid
+# document to be read and reported, and keep the recursive code below safe and fast.
+BOUNDS = bounds.Bounds(max_depth=16, max_items=4_096, max_nodes=100_000, max_string=65_536)
+
+
 # --- parsing -----------------------------------------------------------------------
 
 
 def parse(doc: Mapping[str, Any] | str) -> Document:
     """Return the document as a fresh dict: a mapping is deep-copied, a string is JSON."""
     if isinstance(doc, str):
+        if len(doc) > BOUNDS.max_nodes * 8:
+            raise PolicyError(f"a JSON text of {len(doc):,} characters is too large to read")
         try:
             value = json.loads(doc)
         except json.JSONDecodeError as e:
             raise PolicyError(f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from e
+        except RecursionError as e:
+            raise PolicyError(f"nested deeper than {BOUNDS.max_depth} levels") from e
+        except ValueError as e:  # a number of more than 4,300 digits
+            raise PolicyError(f"not valid JSON: {e}") from e
     else:
-        value = _plain(doc)
+        value = doc
+    try:
+        # Before any copy: a YAML alias shared a thousand times is one object until copied.
+        bounds.check(value, BOUNDS)
+    except bounds.BoundsError as e:
+        raise PolicyError(str(e)) from e
+    if not isinstance(doc, str):
+        value = _plain(value)
     if not isinstance(value, dict):
         raise PolicyError(f"must be a JSON object, got {_json_type(value)}")
     return value
 
 
 def _plain(value: Any) -> Any:
-    """Deep copy into plain JSON values; Kopf hands read-only mapping views, PyYAML dates."""
+    """Deep copy into plain JSON values; Kopf hands read-only mapping views, PyYAML dates.
+
+    Only called on values `bounds.check` accepted: depth and expanded size are bounded.
+    """
     if isinstance(value, Mapping):
         return {key: _plain(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
