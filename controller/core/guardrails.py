@@ -314,8 +314,12 @@ class _Reader:
     def arns(self, value: Any, path: str) -> tuple[str, ...] | None:
         items = self.strings(value, path)
         for index, item in enumerate(items or ()):
-            if not item.startswith("arn:"):
-                self.fail(f"{path}[{index}]", f"{item!r} is not an ARN pattern (arn:...)")
+            if not item.startswith("arn:") or item.count(":") < 5:
+                # ArnLike compares six parts; a shorter pattern would silently match nothing.
+                self.fail(
+                    f"{path}[{index}]",
+                    f"{item!r} is not an ARN pattern (arn:partition:service:region:account:...)",
+                )
         return items
 
     def integer(self, value: Any, path: str, low: int, high: int | None = None) -> int | None:

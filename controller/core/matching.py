@@ -159,14 +159,14 @@ def arn_matches(
     """Whether an ARN matches an ARN pattern the way IAM's ArnLike does.
 
     Like ArnLike, each of the six colon-separated parts is matched on its own, so a `*` in the
-    account part never swallows the resource part. Patterns that are not six-part ARNs (`*`)
-    are matched as a whole.
+    account part never swallows the resource part, and a pattern of fewer parts matches
+    nothing. A pattern that is not an ARN at all (`*`) is matched as a whole.
     """
     pattern_parts = pattern.split(":", _ARN_PARTS - 1)
     arn_parts = arn.split(":", _ARN_PARTS - 1)
-    if len(pattern_parts) != _ARN_PARTS:
+    if pattern_parts[0] != "arn":
         return name_matches(pattern, arn, namespace, ignore_case=ignore_case)
-    if len(arn_parts) != _ARN_PARTS:
+    if len(pattern_parts) != _ARN_PARTS or len(arn_parts) != _ARN_PARTS:
         return False
     return all(
         name_matches(p, a, namespace, ignore_case=ignore_case)
