@@ -1,4 +1,13 @@
-"""Formats of a `rolekeeper plan`: text for terminals, Markdown for PR comments, JSON for tools."""
+"""Formats of a `rolekeeper plan`: text for terminals, Markdown for PR comments, JSON for tools.
+
+Every string that came from the input (file names, object names, AWS names, descriptions, tag
+and policy values, messages quoting them) is untrusted: a pull request chooses it. Each format
+escapes it for where it lands, so it is shown but never interpreted: no control characters or
+ANSI sequences reach a terminal or CI log (`printable`), no Markdown block (heading, list,
+quote) or HTML starts inside a comment (`_escape`, `_code`, `_html`), and JSON stays JSON with
+the characters that terminals and JavaScript treat specially written as JSON escapes. Ordinary
+text is unchanged, so the golden outputs are byte-identical.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from controller.review.compute import PLAN_FORMAT, Change, Review, document_field
+from controller.review.manifests import printable
 
 if TYPE_CHECKING:
     from controller.core.actions import Action
@@ -68,8 +78,15 @@ def json_document(review: Review) -> dict[str, Any]:
     }
 
 
+# JSON escapes only U+0000-U+001F; these also act on terminals (DEL, C1 such as CSI U+009B),
+# reorder what a reader sees (bidi controls, "Trojan source"), hide text (zero-width) or end a
+# JavaScript string (U+2028/9). Written as \u escapes they mean the same to a JSON reader.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+
+
 def json_text(review: Review) -> str:
-    return json.dumps(json_document(review), indent=2, ensure_ascii=False) + "\n"
+    text = json.dumps(json_document(review), indent=2, ensure_ascii=False) + "\n"
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
 
 
 # --- shared -----------------------------------------------------------------------------------
@@ -93,7 +110,7 @@ def headline(review: Review) -> str:
 
 
 def _who(change: Change) -> str:
-    return f"{change.kind} {change.namespace}/{change.name}"
+    return printable(f"{change.kind} {change.namespace}/{change.name}")
 
 
 def _diff_lines(changes: tuple[str, ...]) -> Iterator[tuple[str, str]]:
@@ -120,16 +137,21 @@ def _scalar(value: Any) -> str:
 
 
 def _tags(value: Any) -> str:
-    return ", ".join(f"{t['Key']}={t['Value']}" for t in value)
+    return printable(", ".join(f"{t['Key']}={t['Value']}" for t in value))
 
 
 def _pretty(document: str) -> str:
-    return json.dumps(json.loads(document), indent=2, ensure_ascii=False)
+    return printable_lines(json.dumps(json.loads(document), indent=2, ensure_ascii=False))
+
+
+def printable_lines(text: str) -> str:
+    """`printable` on each line: line breaks stay, every other control character is escaped."""
+    return "\n".join(printable(line) for line in text.splitlines())
 
 
 def _inline_params(action: Action) -> list[str]:
     return [
-        f"{key}={_scalar(value)}"
+        printable(f"{key}={_scalar(value)}")
         for key, value in action.params.items()
         if key not in DOCUMENT_PARAMS and key != "Tags"
     ]
@@ -144,16 +166,17 @@ def text(review: Review, color: bool = False) -> str:
     )
     out: list[str] = []
     for problem in review.problems:
-        out.append(paint("1;31", f"! error {problem}"))
+        out.append(paint("1;31", f"! error {problem.source}: {printable(problem.message)}"))
     for change in review.changes:
         if change.action == "noop":
             continue
         where = f"  at {change.source}" if change.source else ""
         title = f"{SYMBOLS[change.action]} {change.action} {_who(change)}"
+        aws_name = printable(change.aws_name)
         out.append(
-            f"{paint(COLORS[change.action], title)}: {change.entity_kind} {change.aws_name}{where}"
+            f"{paint(COLORS[change.action], title)}: {change.entity_kind} {aws_name}{where}"
         )
-        out.extend(f"    {line}" for line in change.message.splitlines())
+        out.extend(f"    {printable(line)}" for line in change.message.splitlines())
         diffs = {d.field: d.changes for d in change.diff}
         for action in change.calls:
             out.append("    " + " ".join([paint("1", action.api), *_inline_params(action)]))
@@ -163,7 +186,8 @@ def text(review: Review, color: bool = False) -> str:
             if where_doc in diffs:
                 out.append(f"      {where_doc}:")
                 for sign, line in _diff_lines(diffs[where_doc]):
-                    out.append("        " + paint(COLORS.get(sign, "0"), f"{sign} {line}"))
+                    text_line = printable(f"{sign} {line}")
+                    out.append("        " + paint(COLORS.get(sign, "0"), text_line))
                 continue
             for key in DOCUMENT_PARAMS:
                 if key in action.params:
@@ -175,7 +199,7 @@ def text(review: Review, color: bool = False) -> str:
     if unchanged:
         names = ", ".join(_who(c) for c in unchanged)
         out.append(paint(COLORS["noop"], f"= {len(unchanged)} unchanged: {names}"))
-    out.extend(paint("1;33", f"Note: {note}") for note in review.notes)
+    out.extend(paint("1;33", f"Note: {printable(note)}") for note in review.notes)
     if out:
         out.append("")
     out.append(f"Plan: {headline(review)}.")
@@ -209,12 +233,12 @@ def markdown(review: Review) -> str:
 
 
 def _markdown_change(change: Change) -> list[str]:
-    symbol = html.escape(f"{SYMBOLS[change.action]} {change.action}")
+    symbol = _html(f"{SYMBOLS[change.action]} {change.action}")
     calls = f" ({len(change.calls)} call{'s' if len(change.calls) != 1 else ''})"
     summary = (
-        f"<summary><code>{symbol}</code> {html.escape(change.kind)} "
-        f"<b>{html.escape(change.namespace)}/{html.escape(change.name)}</b> &rarr; "
-        f"{change.entity_kind} <code>{html.escape(change.aws_name)}</code>"
+        f"<summary><code>{symbol}</code> {_html(change.kind)} "
+        f"<b>{_html(change.namespace)}/{_html(change.name)}</b> &rarr; "
+        f"{change.entity_kind} <code>{_html(change.aws_name)}</code>"
         f"{calls if change.calls else ''}</summary>"
     )
     out = ["<details>", summary, ""]
@@ -234,7 +258,9 @@ def _markdown_change(change: Change) -> list[str]:
         where = document_field(action)
         if where in diffs:
             out.extend(["", f"   {_code(where)} changes:"])
-            body = "\n".join(f"{sign} {line}" for sign, line in _diff_lines(diffs[where]))
+            body = "\n".join(
+                printable(f"{sign} {line}") for sign, line in _diff_lines(diffs[where])
+            )
             out.extend(_fenced("diff", body, indent="   "))
             continue
         for key in DOCUMENT_PARAMS:
@@ -258,7 +284,12 @@ def _fenced(language: str, body: str, indent: str) -> list[str]:
 
 
 def _code(value: str) -> str:
-    """An inline code span that survives backticks in the value (IAM descriptions allow them)."""
+    """An inline code span that survives backticks in the value (IAM descriptions allow them).
+
+    Inside a code span Markdown and HTML are literal; only a line break could end it (a new
+    line may start a heading), and `printable` leaves none.
+    """
+    value = printable(value)
     longest = max((len(run) for run in re.findall(r"`+", value)), default=0)
     ticks = "`" * (longest + 1)
     pad = " " if value.startswith("`") or value.endswith("`") else ""
@@ -266,5 +297,15 @@ def _code(value: str) -> str:
 
 
 def _escape(value: str) -> str:
-    """Plain text in Markdown: no accidental emphasis, links or HTML (`<metadata.uid>`)."""
-    return re.sub(r"([\\`*_\[\]|~])", r"\\\1", html.escape(value, quote=False))
+    """Plain text in Markdown: no accidental emphasis, links or HTML (`<metadata.uid>`).
+
+    One line (`printable` escapes line breaks), and it cannot start a block either: a leading
+    `#`, `=`, `-`, `+` or `1.` would make a heading, setext underline, list or numbered item.
+    """
+    text = re.sub(r"([\\`*_\[\]|~])", r"\\\1", html.escape(printable(value), quote=False))
+    return re.sub(r"^(\s*)([#=+-]|\d+(?=[.)]))", r"\1\\\2", text)
+
+
+def _html(value: str) -> str:
+    """Text inside an HTML element of the comment (a `<summary>`): one line, tags escaped."""
+    return html.escape(printable(value))
