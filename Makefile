@@ -33,9 +33,10 @@ test-aws: venv  ## tests against a moto server process
 test-e2e: venv envtest-bin  ## operator end to end on a local control plane
 	$(BIN)/python -m pytest tests/e2e
 
-lint: venv  ## ruff + mypy --strict on controller/
+lint: venv  ## ruff, mypy --strict on controller/, and the layer contracts (.importlinter)
 	$(BIN)/ruff check .
 	$(BIN)/mypy controller
+	$(BIN)/lint-imports
 
 # An existing cluster only when asked on the command line (make demo KUBECONFIG=...): a
 # KUBECONFIG merely exported in the shell may point at production.

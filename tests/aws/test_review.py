@@ -37,7 +37,10 @@ import yaml
 from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError
 
-from controller import aws, cli, model, review
+from controller import cli
+from controller.aws import clients as aws
+from controller.engine.reconcile import UID_PLACEHOLDER
+from controller.kinds import registry
 from controller.aws.clients import Clients
 from controller.engine.reconcile import finalize, reconcile
 from tests.helpers import BOUNDARY, DYNAMO_READ, EC2_TRUST, LOGS_POLICY, S3_READ
@@ -122,7 +125,7 @@ def build_golden_account() -> None:
         obj("IAMRole", "team-a", "renamed", "team-a-renamed-v1", "uid-renamed"),
         obj("IAMRole", "team-a", "old-worker", "team-a-old-worker", "uid-old", managedPolicies=[S3_READ], inlinePolicies={"write-logs": LOGS_POLICY}, instanceProfile=True),
     ):
-        assert reconcile(clients, model.parse(old)).ready
+        assert reconcile(clients, registry.parse(old)).ready
     console.create_role(RoleName="team-a-legacy", AssumeRolePolicyDocument=json.dumps(EC2_TRUST))
     console.create_role(RoleName="team-a-adopted", AssumeRolePolicyDocument=json.dumps(EC2_TRUST), Tags=[{"Key": "owner", "Value": "someone"}])
 
@@ -209,7 +212,7 @@ SAME_MEANING = {
 def test_equivalent_hand_written_trust_is_noop(clients: Clients, unique: Any, tmp_path: Path, capsys: Any, case: str) -> None:
     applied, hand_written = SAME_MEANING[case]
     name = unique("same")
-    reconcile(clients, model.parse(obj("IAMRole", "team-a", name, name, "uid-1", assumeRolePolicy=applied)))
+    reconcile(clients, registry.parse(obj("IAMRole", "team-a", name, name, "uid-1", assumeRolePolicy=applied)))
     _, doc = plan_json(capsys, str(write(tmp_path, obj("IAMRole", "team-a", name, name, assumeRolePolicy=hand_written))))
     assert doc["changes"][0] | {"source": None} == {
         "kind": "IAMRole", "namespace": "team-a", "name": name, "awsName": name, "action": "noop",
@@ -219,7 +222,7 @@ def test_equivalent_hand_written_trust_is_noop(clients: Clients, unique: Any, tm
 
 def test_changed_trust_shows_a_semantic_diff(clients: Clients, unique: Any, tmp_path: Path, capsys: Any) -> None:
     name = unique("diff")
-    reconcile(clients, model.parse(obj("IAMRole", "team-a", name, name, "uid-1")))
+    reconcile(clients, registry.parse(obj("IAMRole", "team-a", name, name, "uid-1")))
     lambda_trust = {"Statement": [{"Effect": "Allow", "Principal": {"Service": ["lambda.amazonaws.com"]}, "Action": "sts:AssumeRole"}]}
     _, doc = plan_json(capsys, str(write(tmp_path, obj("IAMRole", "team-a", name, name, "uid-1", assumeRolePolicy=lambda_trust))))
     assert doc["changes"][0]["diff"] == [{
@@ -243,20 +246,20 @@ Scenario = Callable[[Clients, Any, str, Callable[[str], str]], tuple[list[dict[s
 
 def create_role(clients: Clients, console: Any, ns: str, unique: Callable[[str], str]) -> Any:
     manifest = obj("IAMRole", ns, "web", unique("web"), "uid-1", **FULL_ROLE)
-    return [manifest], lambda: reconcile(clients, model.parse(manifest))
+    return [manifest], lambda: reconcile(clients, registry.parse(manifest))
 
 
 def create_user(clients: Clients, console: Any, ns: str, unique: Callable[[str], str]) -> Any:
     group = unique("grp")
     console.create_group(GroupName=group)
     manifest = obj("IAMUser", ns, "ci", unique("ci"), "uid-1", path="/ci/", groups=[group], managedPolicies=[S3_READ], inlinePolicies={"logs": LOGS_POLICY}, permissionsBoundary=BOUNDARY, tags={"team": "a"})
-    return [manifest], lambda: reconcile(clients, model.parse(manifest))
+    return [manifest], lambda: reconcile(clients, registry.parse(manifest))
 
 
 def drifted_role(clients: Clients, console: Any, ns: str, unique: Callable[[str], str]) -> Any:
     manifest = obj("IAMRole", ns, "web", unique("drift"), "uid-1", **FULL_ROLE)
     name = manifest["spec"]["roleName"]
-    reconcile(clients, model.parse(manifest))
+    reconcile(clients, registry.parse(manifest))
     console.detach_role_policy(RoleName=name, PolicyArn=S3_READ)
     console.attach_role_policy(RoleName=name, PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")
     console.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "999999999999"}, "Action": "sts:AssumeRole"}]}))
@@ -266,7 +269,7 @@ def drifted_role(clients: Clients, console: Any, ns: str, unique: Callable[[str]
     console.tag_role(RoleName=name, Tags=[{"Key": "team", "Value": "b"}, {"Key": "extra", "Value": "x"}])
     console.update_role(RoleName=name, Description="hacked")
     console.remove_role_from_instance_profile(RoleName=name, InstanceProfileName=name)
-    return [manifest], lambda: reconcile(clients, model.parse(manifest))
+    return [manifest], lambda: reconcile(clients, registry.parse(manifest))
 
 
 def adopted_role(clients: Clients, console: Any, ns: str, unique: Callable[[str], str]) -> Any:
@@ -274,11 +277,11 @@ def adopted_role(clients: Clients, console: Any, ns: str, unique: Callable[[str]
     console.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(EC2_TRUST), Tags=[{"Key": "owner", "Value": "someone"}])
     console.attach_role_policy(RoleName=name, PolicyArn=DYNAMO_READ)
     manifest = obj("IAMRole", ns, "adopted", name, "uid-1", adopt=True, managedPolicies=[S3_READ])
-    return [manifest], lambda: reconcile(clients, model.parse(manifest))
+    return [manifest], lambda: reconcile(clients, registry.parse(manifest))
 
 
 def pruned_role(clients: Clients, console: Any, ns: str, unique: Callable[[str], str]) -> Any:
-    gone = model.parse(obj("IAMRole", ns, "gone", unique("gone"), "uid-1", **FULL_ROLE))
+    gone = registry.parse(obj("IAMRole", ns, "gone", unique("gone"), "uid-1", **FULL_ROLE))
     reconcile(clients, gone)
     console.put_role_policy(RoleName=gone.aws_name, PolicyName="by-hand", PolicyDocument=json.dumps(LOGS_POLICY))
     return [], lambda: finalize(clients, gone)
@@ -287,7 +290,7 @@ def pruned_role(clients: Clients, console: Any, ns: str, unique: Callable[[str],
 def pruned_user_with_credentials(clients: Clients, console: Any, ns: str, unique: Callable[[str], str]) -> Any:
     group = unique("grp")
     console.create_group(GroupName=group)
-    gone = model.parse(obj("IAMUser", ns, "gone", unique("gone"), "uid-1", groups=[group], managedPolicies=[S3_READ], inlinePolicies={"logs": LOGS_POLICY}))
+    gone = registry.parse(obj("IAMUser", ns, "gone", unique("gone"), "uid-1", groups=[group], managedPolicies=[S3_READ], inlinePolicies={"logs": LOGS_POLICY}))
     reconcile(clients, gone)
     console.create_access_key(UserName=gone.aws_name)
     console.create_login_profile(UserName=gone.aws_name, Password="Sup3r-secret-pw!")
@@ -300,7 +303,7 @@ def console_profile_left_by_adopted_role(clients: Clients, console: Any, ns: str
     console.create_instance_profile(InstanceProfileName=name)  # not ours: it must survive
     console.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
     manifest = obj("IAMRole", ns, "adopted", name, "uid-1", adopt=True)
-    return [manifest], lambda: reconcile(clients, model.parse(manifest))
+    return [manifest], lambda: reconcile(clients, registry.parse(manifest))
 
 
 def pruned_role_in_console_profile(clients: Clients, console: Any, ns: str, unique: Callable[[str], str]) -> Any:
@@ -308,7 +311,7 @@ def pruned_role_in_console_profile(clients: Clients, console: Any, ns: str, uniq
     console.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(EC2_TRUST))
     console.create_instance_profile(InstanceProfileName=name)
     console.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
-    gone = model.parse(obj("IAMRole", ns, "adopted", name, "uid-1", adopt=True, instanceProfile=True))
+    gone = registry.parse(obj("IAMRole", ns, "adopted", name, "uid-1", adopt=True, instanceProfile=True))
     reconcile(clients, gone)
     return [], lambda: finalize(clients, gone)
 
@@ -354,11 +357,11 @@ def test_examples_create_then_noop(moto_server: moto.MotoServer) -> None:
         with recording(clients.iam) as made:
             for o in objects:
                 uid = f"uid-{o['metadata']['name']}"
-                assert reconcile(clients, model.parse({**o, "metadata": {**o["metadata"], "uid": uid}})).ready
+                assert reconcile(clients, registry.parse({**o, "metadata": {**o["metadata"], "uid": uid}})).ready
         expected = []
         for change in planned["changes"]:
             # Manifests from Git have no uid yet: the plan shows a placeholder where it goes.
-            text = json.dumps(change["calls"]).replace(review.UID_PLACEHOLDER, f"uid-{change['name']}")
+            text = json.dumps(change["calls"]).replace(UID_PLACEHOLDER, f"uid-{change['name']}")
             expected += [(c["api"], decoded(c["params"])) for c in json.loads(text)]
         assert expected == made
         again = subprocess.run(
@@ -419,7 +422,7 @@ def test_bad_input_names_file_document_and_field(tmp_path: Path, empty_snapshot:
 def test_unreadable_input_lists_no_prunes(clients: Clients, unique: Any, tmp_path: Path, capsys: Any) -> None:
     """The objects of a file that cannot be read would look undeclared: never plan their delete."""
     ns = unique("ns")
-    reconcile(clients, model.parse(obj("IAMRole", ns, "kept", unique("kept"), "uid-1")))
+    reconcile(clients, registry.parse(obj("IAMRole", ns, "kept", unique("kept"), "uid-1")))
     (tmp_path / "kept.yaml").write_text("kind: IAMRole\nmetadata: {name: [kept\n")
     code, doc = plan_json(capsys, str(tmp_path), "--prune-scope", ns)
     assert (code, doc["changes"]) == (1, [])
@@ -452,7 +455,7 @@ def test_exit_codes(clients: Clients, unique: Any, tmp_path: Path, capsys: Any, 
     name = unique("exit")
     manifest = obj("IAMRole", "team-a", name, name, "uid-1")
     if state == "in-sync":
-        reconcile(clients, model.parse(manifest))
+        reconcile(clients, registry.parse(manifest))
     if state == "invalid":
         manifest["spec"]["maxSessionDuration"] = 1
     flags = ["--detailed-exitcode"] if detailed else []
@@ -462,9 +465,9 @@ def test_exit_codes(clients: Clients, unique: Any, tmp_path: Path, capsys: Any, 
 def test_snapshot_file_plans_with_aws_unreachable(clients: Clients, iam: Any, unique: Any, tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     ns = unique("ns")
     kept = obj("IAMRole", ns, "kept", unique("kept"), "uid-1", managedPolicies=[S3_READ])
-    reconcile(clients, model.parse(kept))
-    reconcile(clients, model.parse(obj("IAMRole", ns, "gone", unique("gone"), "uid-2")))
-    reconcile(clients, model.parse(obj("IAMUser", ns, "gone-user", unique("gone"), "uid-3", managedPolicies=[S3_READ])))
+    reconcile(clients, registry.parse(kept))
+    reconcile(clients, registry.parse(obj("IAMRole", ns, "gone", unique("gone"), "uid-2")))
+    reconcile(clients, registry.parse(obj("IAMUser", ns, "gone-user", unique("gone"), "uid-3", managedPolicies=[S3_READ])))
     iam.update_role(RoleName=kept["spec"]["roleName"], Description="edited by hand")
     manifests = str(write(tmp_path / "m", kept))
     _, live = plan_json(capsys, manifests, "--prune-scope", ns)
@@ -509,7 +512,7 @@ def test_docs_policy_is_exactly_the_calls_plan_makes(clients: Clients, iam: Any,
     kept_role = obj("IAMRole", ns, "role", unique("role"), "uid-1", instanceProfile=True, **with_inline)
     kept_user = obj("IAMUser", ns, "user", unique("user"), "uid-2", **with_inline)
     for o in (kept_role, kept_user, obj("IAMRole", ns, "gone-role", unique("gone"), "uid-3", instanceProfile=True), obj("IAMUser", ns, "gone-user", unique("gone"), "uid-4")):
-        reconcile(clients, model.parse(o))
+        reconcile(clients, registry.parse(o))
     iam.tag_role(RoleName=kept_role["spec"]["roleName"], Tags=[{"Key": "drift", "Value": "x"}])
     manifests = str(write(tmp_path, kept_role, kept_user))
     plan_json(capsys, manifests)
@@ -521,7 +524,7 @@ def test_docs_policy_is_exactly_the_calls_plan_makes(clients: Clients, iam: Any,
 
 
 def test_plan_client_refuses_writes(clients: Clients, unique: Any) -> None:
-    review.read_only(clients.iam)
+    aws.read_only(clients.iam)
     with pytest.raises(RuntimeError, match="read-only: refusing IAM CreateRole"):
         clients.iam.create_role(RoleName=unique("never"), AssumeRolePolicyDocument=json.dumps(EC2_TRUST))
     assert "CreateRole" not in clients.counter.calls  # stopped before it was sent
