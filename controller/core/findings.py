@@ -186,7 +186,7 @@ def findings_for(view: EntityView, *, account_id: str | None = None) -> tuple[Fi
         found += _catalogue_findings(document, field)
     found += _escalation_findings(view.documents)
     found += _managed_policy_findings(view.managed_policies)
-    if view.kind == "IAMUser" and view.access_keys:
+    if view.access_keys:  # only a kind with access keys (users) sets it
         found.append(_finding(
             "RK-USER-001", "spec.accessKey",
             "Access keys stored in a Secret of this cluster serve a workload that a role would "
@@ -197,7 +197,8 @@ def findings_for(view: EntityView, *, account_id: str | None = None) -> tuple[Fi
 
 
 def usage_findings(
-    kind: str,
+    noun: str,
+    field: str,
     *,
     last_used: datetime | None,
     created: datetime | None,
@@ -213,10 +214,9 @@ def usage_findings(
         return ()
     idle = (now - since).days
     what = "used" if last_used else "used since it was created"
-    field = "status.roleLastUsed" if kind == "IAMRole" else "status.lastUsed"
     return (_finding(
         "RK-UNUSED-001", field,
-        f"This {_noun(kind)} has not been {what} for {idle} days (limit {unused_days}): if "
+        f"This {noun} has not been {what} for {idle} days (limit {unused_days}): if "
         "nothing needs it, delete the object; unused identities are standing access nobody "
         "watches.",
     ),)  # fmt: skip
@@ -292,10 +292,6 @@ _ID = r"RK-[A-Za-z]+-\d{3}"
 _SUPPRESSION = re.compile(
     rf"(?P<id>{_ID})\s*(?:[=:]\s*(?P<reason>.*?))?\s*(?=[,;\n]\s*{_ID}|$)", re.DOTALL
 )
-
-
-def _noun(kind: str) -> str:
-    return {"IAMRole": "role", "IAMUser": "user"}.get(kind, "identity")
 
 
 def _ordered(found: Iterable[Finding]) -> tuple[Finding, ...]:

@@ -296,12 +296,12 @@ def test_severity_threshold(severity: Severity, threshold: str, expected: bool) 
     (None, None, []),
 ])
 def test_unused_role(last_used: datetime | None, created: datetime | None, expected: list[str]) -> None:
-    found = usage_findings("IAMRole", last_used=last_used, created=created, now=NOW)
+    found = usage_findings("role", "status.roleLastUsed", last_used=last_used, created=created, now=NOW)
     assert [f.id for f in found] == expected
 
 
 def test_unused_days_is_a_setting() -> None:
-    found = usage_findings("IAMRole", last_used=NOW - timedelta(days=31), created=None, now=NOW, unused_days=30)
+    found = usage_findings("role", "status.roleLastUsed", last_used=NOW - timedelta(days=31), created=None, now=NOW, unused_days=30)
     assert [f.id for f in found] == ["RK-UNUSED-001"]
 
 
