@@ -6,6 +6,9 @@ Covers:
 - every schema node has a description (so `kubectl explain` explains every field);
 - fields both kinds share have one schema; defaults and immutability rules are in place;
 - every CEL rule over a map or list is bounded (the API server's cost estimate needs it);
+- policy documents (trust and inline) have one structural schema: only IAM's keys (closed by
+  `anyOf` key sets where a node is typeless), bounded depth, sizes and numbers, so the API
+  server refuses what would crash Kopf (600-deep nesting) or be rounded (numbers over 2^53);
 - tables of valid and invalid values per field, run through the CRD's own patterns, bounds and
   CEL key rules, so the schema and IAM's documented rules agree.
 
@@ -163,10 +166,15 @@ def violations(node: Schema, value: Any, where: str = "spec") -> list[str]:
             out.append(f"{where}: length {len(value)} is out of bounds")
         if "pattern" in node and not python_regex(node["pattern"]).search(value):
             out.append(f"{where}: does not match {node['pattern']}")
-    if want == "integer" and not node.get("minimum", -math.inf) <= value <= node.get(
-        "maximum", math.inf
-    ):
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if number and not node.get("minimum", -math.inf) <= value <= node.get("maximum", math.inf):
         out.append(f"{where}: {value} is out of bounds")
+    # The CRDs use anyOf only as key sets ({required, maxProperties}) closing typeless objects.
+    if isinstance(value, dict) and "anyOf" in node and not any(
+        set(branch.get("required", ())) <= set(value) and len(value) <= branch["maxProperties"]
+        for branch in node["anyOf"]
+    ):
+        out.append(f"{where}: keys {sorted(value)} are not an allowed combination")
     if isinstance(value, list):
         if len(value) > node.get("maxItems", math.inf):
             out.append(f"{where}: more than {node['maxItems']} items")
@@ -476,3 +484,116 @@ def test_value(kind: str, path: str, value: Any, valid: bool) -> None:
 )
 def test_every_table_field_exists_somewhere(field: str) -> None:
     assert any(field in node_at(kind, "spec")["properties"] for kind in KINDS)
+
+
+# --------------------------------------------------------------------------- policy documents
+
+DOCUMENTS = [("IAMRole", "spec.assumeRolePolicy"), ("IAMRole", "spec.inlinePolicies{}"),
+             ("IAMUser", "spec.inlinePolicies{}")]
+MAX_SAFE = 2**53 - 1
+
+
+def _document(kind: str, path: str) -> Schema:
+    return node_at(kind, path) if not path.endswith("{}") else node_at(
+        kind, path[:-2])["additionalProperties"]
+
+
+@pytest.mark.parametrize(("kind", "path"), DOCUMENTS[1:])
+def test_every_policy_document_has_the_trust_policy_schema(kind: str, path: str) -> None:
+    assert _without_prose(_document(kind, path)) == _without_prose(_document(*DOCUMENTS[0]))
+
+
+STATEMENT_KEYS = ["Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction",
+                  "Resource", "NotResource", "Condition"]
+
+
+@pytest.mark.parametrize("at", ["Statement", "Statement[]"])
+def test_statement_key_sets_are_exactly_the_grammar(at: str) -> None:
+    node = _document(*DOCUMENTS[0])["properties"]["Statement"]
+    node = node["items"] if at.endswith("[]") else node
+    allowed = {tuple(sorted(b["required"])) for b in node["anyOf"]}
+    expected = {
+        tuple(sorted({"Effect", action, *extra}))
+        for action in ("Action", "NotAction")
+        for principal in ((), ("Principal",), ("NotPrincipal",))
+        for resource in ((), ("Resource",), ("NotResource",))
+        for sid in ((), ("Sid",))
+        for condition in ((), ("Condition",))
+        for extra in [(*principal, *resource, *sid, *condition)]
+    }
+    assert allowed == expected
+    assert all(b["maxProperties"] == len(b["required"]) for b in node["anyOf"])
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "s3:GetObject"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def _statement(**fields: Any) -> dict[str, Any]:
+    body = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*", **fields}
+    return {"Version": "2012-10-17", "Statement": [{k: v for k, v in body.items() if v is not None}]}
+
+
+TRUST = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+DOCUMENT_CASES: list[tuple[str, Any, bool]] = [
+    ("trust policy", TRUST, True),
+    ("one statement as an object", {"Statement": TRUST["Statement"][0]}, True),
+    ("principal *", _statement(Principal="*"), True),
+    ("federated principal list", _statement(Principal={"Federated": ["a", "b"]}), True),
+    ("condition with numbers and booleans", _statement(Condition={
+        "Bool": {"aws:SecureTransport": False}, "NumericLessThan": {"aws:MultiFactorAuthAge": 3600},
+        "StringEquals": {"aws:PrincipalTag/team": ["a", "b"]}}), True),
+    ("largest exact integer", _statement(Condition={"NumericEquals": {"k": MAX_SAFE}}), True),
+    ("action 42 (Rolekeeper reports it)", _statement(Action=42), True),
+    ("unknown operator (Rolekeeper reports it)", _statement(Condition={"StringEqualz": {"k": "v"}}), True),
+    ("Effect allow (Rolekeeper reports the case)", _statement(Effect="allow"), True),
+    ("500 statements", {"Statement": [TRUST["Statement"][0]] * 500}, True),
+    ("1000 actions", _statement(Action=[f"s3:A{i}" for i in range(1000)]), True),
+    ("600-deep Action", _statement(Action=_nested(600)), False),
+    ("list in a list of actions", _statement(Action=[["s3:GetObject"]]), False),
+    ("object as Action", _statement(Action={"a": {"b": "c"}}), False),
+    ("600-deep condition value", _statement(Condition={"StringEquals": {"k": _nested(600)}}), False),
+    ("object as condition value", _statement(Condition={"StringEquals": {"k": {"x": 1}}}), False),
+    ("condition block not an object", _statement(Condition={"StringEquals": "x"}), False),
+    ("integer 2^53", _statement(Condition={"NumericEquals": {"k": MAX_SAFE + 1}}), False),
+    ("number 1e20", _statement(Condition={"NumericEquals": {"k": 1e20}}), False),
+    ("negative beyond 2^53", _statement(Action=[-(MAX_SAFE + 1)]), False),
+    ("unknown statement key", _statement(Actions=[_nested(600)]), False),
+    ("unknown key in one-object Statement",
+     {"Statement": {"Effect": "Allow", "Action": "x", "Foo": _nested(600)}}, False),
+    ("Action and NotAction in one object",
+     {"Statement": {"Effect": "Allow", "Action": "x", "NotAction": "y"}}, False),
+    ("unknown principal type", _statement(Principal={"Account": _nested(600)}), False),
+    ("principal as a list", _statement(Principal=["*"]), False),
+    ("unknown document key", {**TRUST, "Statment": _nested(600)}, False),
+    ("501 statements", {"Statement": [TRUST["Statement"][0]] * 501}, False),
+    ("1001 actions", _statement(Action=[f"s3:A{i}" for i in range(1001)]), False),
+    ("65 condition operators", _statement(Condition={f"Op{i}": {"k": "v"} for i in range(65)}), False),
+    ("257-character action", _statement(Action="s3:" + "A" * 254), False),
+    ("Effect as a boolean", _statement(Effect=True), False),
+    ("Id as a number", {**TRUST, "Id": 5}, False),
+]
+
+
+@pytest.mark.parametrize(("kind", "path"), DOCUMENTS)
+@pytest.mark.parametrize(("what", "value", "valid"), DOCUMENT_CASES, ids=[c[0] for c in DOCUMENT_CASES])
+def test_policy_document(kind: str, path: str, what: str, value: Any, valid: bool) -> None:
+    assert (violations(_document(kind, path), value) == []) is valid
+
+
+def _open_nodes() -> Iterator[Any]:
+    for kind, path in DOCUMENTS:
+        for sub, node in walk(_document(kind, path), path):
+            if node.get("x-kubernetes-preserve-unknown-fields"):
+                yield pytest.param(node, id=f"{kind}-{sub}")
+
+
+@pytest.mark.parametrize("node", list(_open_nodes()))
+def test_typeless_nodes_hold_no_nested_unknown_value(node: Schema) -> None:
+    # Where the API server cannot prune (a typeless node), the schema itself must refuse depth.
+    assert violations(node, {"Unknown": {"a": {"b": "c"}}})
+    assert violations(node, [[[["deep"]]]])
