@@ -164,9 +164,11 @@ def observe_and_decide(
     """Decide from a snapshot's `hint` when it needs no call (hinted=True; None = absent there),
     else from a fresh `read()` (the snapshot may be stale: a stale one can cost a read, never a
     wrong write). Without `read` (an offline plan) the hint is the answer."""
+    if renamed_message(kind, desired, known_arn):  # refused whatever AWS holds: read nothing
+        return decide(kind, desired, hint, known_arn=known_arn), hint
     if hinted:
         decision = decide(kind, desired, hint, partition=partition, known_arn=known_arn)
-        if decision.verb is Verb.NOOP or read is None or renamed_message(kind, desired, known_arn):
+        if decision.verb is Verb.NOOP or read is None:
             return decision, hint
     observed = read() if read is not None else None
     return decide(kind, desired, observed, partition=partition, known_arn=known_arn), observed
