@@ -264,3 +264,16 @@ def test_likely_absent_after_a_crash_converges_an_owned_role(clients: Clients, i
     assert outcome.ready
     seen = read_role(iam, desired.aws_name)
     assert seen is not None and seen.managed_policies == {S3_READ, DYNAMO_READ}
+
+
+@pytest.mark.parametrize("likely_absent", [True, False], ids=["read-free-create", "read-first"])
+def test_create_that_fails_partway_reports_the_arn_it_made(
+    clients: Clients, unique: Any, likely_absent: bool
+) -> None:
+    missing = "arn:aws:iam::123456789012:policy/does-not-exist"
+    desired = role(unique("partial"), managedPolicies=[missing])
+    outcome = reconcile(clients, desired, likely_absent=likely_absent)
+    assert outcome.verdict.reason is Reason.AWS_ERROR and "NoSuchEntity" in outcome.verdict.message
+    assert outcome.exists
+    assert outcome.verdict.arn.endswith(f":role/{desired.aws_name}")
+    assert outcome.verdict.entity_id.startswith("AROA")
