@@ -41,8 +41,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_run(sub)
     sub.add_parser("crds", help="print the CustomResourceDefinitions as YAML")
     sub.add_parser("version", help="print the version")
-    for add, _ in COMMANDS.values():
-        add(sub)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for name, (add, _) in COMMANDS.items():
+        if name == "lint":
+            # lint's options come from controller.review.lint (findings, catalogue, YAML
+            # positions): imported only when the command line may be a lint.
+            _add_lint(sub, with_arguments="lint" in argv)
+        else:
+            add(sub)
     args = parser.parse_args(argv)
     if args.command == "run":
         return run(args)
@@ -258,6 +264,14 @@ def _add_plan(sub: SubParsers) -> None:
         action="store_true",
         help="exit 0 when nothing changes, 2 when something does, 1 on error",
     )
+    parser.add_argument(
+        "--fail-on",
+        choices=("critical", "high", "medium", "low", "info"),  # core.findings.Severity
+        default=None,
+        metavar="SEVERITY",
+        help="exit 1 when an unsuppressed security finding is this severe or worse "
+        "(critical, high, medium, low, info)",
+    )
 
 
 def _add_snapshot(sub: SubParsers) -> None:
@@ -296,7 +310,39 @@ def plan_command(args: argparse.Namespace) -> int:
     else:
         output = render.text(review, color=_color(sys.stdout))
     sys.stdout.write(output)
-    return review.exit_code(args.detailed_exitcode)
+    if args.fail_on:
+        failing = review.failing_findings(args.fail_on)
+        if failing:
+            print(
+                f"error: {len(failing)} unsuppressed security finding(s) at or above "
+                f"--fail-on {args.fail_on}",
+                file=sys.stderr,
+            )
+    return review.exit_code(args.detailed_exitcode, args.fail_on)
+
+
+def _add_lint(sub: SubParsers, with_arguments: bool = True) -> None:
+    parser = sub.add_parser(
+        "lint",
+        help="security findings on IAMRole/IAMUser manifests, offline (text, json or sarif)",
+        description=(
+            "Judge IAMRole/IAMUser manifests against AWS's IAM guidance without calling AWS "
+            "(docs/findings.md lists every finding). Exit 0 clean, 1 a finding at or above "
+            "--fail-on, 2 input that could not be linted."
+        ),
+    )
+    if with_arguments:
+        from controller.review.lint import add_lint_arguments  # noqa: PLC0415
+
+        add_lint_arguments(parser)
+
+
+def lint_command(args: argparse.Namespace) -> int:
+    from controller.review.lint import lint  # noqa: PLC0415
+
+    code, report = lint(args.paths, args.fmt, args.fail_on, account_id=args.account_id)
+    sys.stdout.write(report)
+    return code
 
 
 def snapshot_command(args: argparse.Namespace) -> int:
@@ -345,22 +391,28 @@ def _world(args: argparse.Namespace, objects: int) -> World:
 
     if args.snapshot:
         try:
-            snapshot, partition, taken = _load_snapshot(args.snapshot)
+            snapshot, partition, taken, account_id = _load_snapshot(args.snapshot)
         except ValueError as exc:
             raise _AWSUnavailable(str(exc)) from exc
         print(f"note: planning against the snapshot {args.snapshot} ({taken})", file=sys.stderr)
-        return World(snapshot=snapshot, partition=partition)
+        return World(snapshot=snapshot, partition=partition, account_id=account_id)
     clients = aws.connect()
     aws.read_only(clients.iam)
     # Prunes need every entity's owner tag, which only the account listing gives.
     if args.prune_scope or objects > SNAPSHOT_THRESHOLD:
         snapshot = account.take(clients.iam)
-        return World(clients=clients, snapshot=snapshot, partition=clients.partition)
-    return World(clients=clients, partition=clients.partition)
+        return World(
+            clients=clients,
+            snapshot=snapshot,
+            partition=clients.partition,
+            account_id=clients.account_id,
+        )
+    return World(clients=clients, partition=clients.partition, account_id=clients.account_id)
 
 
-def _load_snapshot(path: str) -> tuple[AccountSnapshot, str, str]:
-    """Read a `rolekeeper snapshot` file; ValueError says what is wrong with it."""
+def _load_snapshot(path: str) -> tuple[AccountSnapshot, str, str, str | None]:
+    """Read a `rolekeeper snapshot` file: (snapshot, partition, description, account id or
+    None); ValueError says what is wrong with it."""
     from controller.kinds import snapshot as account  # noqa: PLC0415
 
     try:
@@ -368,7 +420,10 @@ def _load_snapshot(path: str) -> tuple[AccountSnapshot, str, str]:
         data = json.loads(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ValueError(f"{path}: cannot read snapshot: {exc}") from exc
-    return account.from_file_json(data, path)
+    snapshot, partition, taken = account.from_file_json(data, path)
+    found = data.get("account") if isinstance(data, dict) else None
+    account_id = found if isinstance(found, str) and found.isdigit() and len(found) == 12 else None
+    return snapshot, partition, taken, account_id
 
 
 def _note_ignored(found: Input) -> None:
@@ -390,6 +445,7 @@ def _color(stream: TextIO) -> bool:
 COMMANDS: dict[str, tuple[Callable[[SubParsers], None], Command]] = {
     "plan": (_add_plan, plan_command),
     "snapshot": (_add_snapshot, snapshot_command),
+    "lint": (_add_lint, lint_command),
 }
 
 

@@ -110,3 +110,54 @@ MAX_MESSAGE = 1024  # keep AWS's message readable in `kubectl describe` and with
 
 def _truncate(message: str) -> str:
     return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…"
+
+
+SECURITY_FINDINGS = "SecurityFindings"
+_SEVERITIES = ("critical", "high", "medium", "low", "info")  # core.findings.Severity, worst first
+
+
+def with_findings(
+    new: Mapping[str, Any],
+    findings: list[dict[str, Any]],
+    generation: int,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """`new` (a rendered status) plus `findings` (`Finding.to_json()` items, suppressed ones
+    marked) and the SecurityFindings condition, which never touches Ready.
+
+    The condition is True while any unsuppressed finding is present (reason FindingsPresent),
+    else False (NoFindings); its message counts them by severity, so it is stable while the
+    findings are, and a status with the same findings is written once.
+    """
+    active = [f for f in findings if not f.get("suppressed")]
+    counts = {s: sum(f.get("severity") == s for f in active) for s in _SEVERITIES}
+    shown = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    suppressed = len(findings) - len(active)
+    tail = f"; {suppressed} suppressed" if suppressed else ""
+    message = (
+        f"{len(active)} unsuppressed security finding(s): {shown}{tail} (see status.findings)"
+        if active
+        else f"no unsuppressed security findings{tail}"
+    )
+    condition = {
+        "type": SECURITY_FINDINGS,
+        "status": "True" if active else "False",
+        "reason": "FindingsPresent" if active else "NoFindings",
+        "message": _truncate(message),
+        "observedGeneration": generation,
+    }
+    return {
+        **new,
+        "findings": findings,
+        "conditions": set_condition(new.get("conditions"), condition, now),
+    }
+
+
+def unsuppressed_ids(current: Mapping[str, Any]) -> frozenset[str]:
+    """The ids of the unsuppressed findings a status records (empty when it records none)."""
+    found = current.get("findings")
+    return frozenset(
+        str(f.get("id"))
+        for f in (found if isinstance(found, list) else ())
+        if isinstance(f, Mapping) and not f.get("suppressed")
+    )

@@ -5,6 +5,11 @@ work per object, runs the blocking boto3 work on a bounded thread pool, writes s
 it changes, posts Events for every AWS change and every error, and maps errors to Kopf's retry
 semantics. Deletion only ever raises `TemporaryError`: a `PermanentError` would make Kopf drop
 the finalizer while AWS still holds the entity.
+
+After every reconcile that reaches a verdict, the object's security findings
+(`core.findings`, its suppression annotation applied) go to `status.findings` and a
+`SecurityFindings` condition beside Ready (never changing it), with one Event when the set of
+unsuppressed ids changes and the `rolekeeper_findings` gauge kept exact per object.
 """
 
 from __future__ import annotations
@@ -31,6 +36,13 @@ from controller.core.errors import (
     RetryableError,
     SpecError,
     TerminalError,
+)
+from controller.core.findings import (
+    SUPPRESS_ANNOTATION,
+    Finding,
+    Severity,
+    findings_for,
+    suppress,
 )
 from controller.core.status import Reason, Verdict
 from controller.engine.reconcile import Outcome, finalize, reconcile
@@ -60,6 +72,12 @@ class Runtime:
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     reasons: dict[str, tuple[str, str]] = field(default_factory=dict)
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # Unsuppressed findings by (severity, id): per object, and summed for the gauge.
+    findings: dict[str, Counter[tuple[str, str]]] = field(default_factory=dict)
+    finding_totals: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # Findings depend only on spec (generation) and the suppression annotation: a drift check
+    # reuses them instead of judging every document again each interval.
+    judged: dict[str, tuple[tuple[int, str], tuple[Finding, ...]]] = field(default_factory=dict)
 
     def lock(self, uid: str) -> asyncio.Lock:
         return self.locks.setdefault(uid, asyncio.Lock())
@@ -71,6 +89,9 @@ class Runtime:
     def track(self, uid: str, kind: str, reason: str | None) -> None:
         """Keep the objects-by-reason gauge exact. Every drift check calls this, so it adjusts
         the two affected counts instead of recounting all objects (N checks x N objects)."""
+        if reason is None:  # the object is gone: so are its findings
+            self.track_findings(uid, ())
+            self.judged.pop(uid, None)
         new = (kind, reason) if reason is not None else None
         old = self.reasons.pop(uid, None)
         if new is not None:
@@ -81,6 +102,31 @@ class Runtime:
             if series is not None:
                 self.counts[series] += step
                 metrics.OBJECTS.labels(kind=series[0], reason=series[1]).set(self.counts[series])
+
+    def track_findings(self, uid: str, found: tuple[Finding, ...]) -> None:
+        """Keep the findings gauge exact: replace this object's unsuppressed findings in it."""
+        new = Counter((str(f.severity), f.id) for f in found if not f.suppressed)
+        old = self.findings.pop(uid, Counter())
+        if new:
+            self.findings[uid] = new
+        if old == new:
+            return
+        for series in old.keys() | new.keys():
+            self.finding_totals[series] += new[series] - old[series]
+            severity, rule = series
+            metrics.FINDINGS.labels(severity=severity, id=rule).set(self.finding_totals[series])
+
+    def judge(self, body: kopf.Body, desired: Desired) -> tuple[Finding, ...]:
+        """The object's findings, suppressions marked (cached per generation and annotation)."""
+        annotations = body.metadata.annotations or {}
+        key = (desired.generation, str(annotations.get(SUPPRESS_ANNOTATION, "")))
+        cached = self.judged.get(str(body.metadata.uid))
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        view = registry.of(desired).view(desired)
+        found = suppress(findings_for(view, account_id=self.clients.account_id), key[1])
+        self.judged[str(body.metadata.uid)] = (key, found)
+        return found
 
 
 # --- lifecycle --------------------------------------------------------------------------------
@@ -336,7 +382,7 @@ async def _reconcile(
         previous = _ready(status)
         if previous != (outcome.verdict.reason, outcome.verdict.message):
             kopf.warn(body, reason=str(outcome.verdict.reason), message=outcome.verdict.message)
-    _write_status(rt, body, status, patch, outcome.verdict)
+    _write_status(rt, body, status, patch, outcome.verdict, findings=rt.judge(body, desired))
     result = "synced" if outcome.ready else str(outcome.verdict.reason).lower()
     metrics.RECONCILES.labels(kind=kind, trigger=trigger, result=result).inc()
 
@@ -374,12 +420,23 @@ def _desired_for_delete(rt: Runtime, body: kopf.Body, status: kopf.Status) -> De
 
 
 def _write_status(
-    rt: Runtime, body: kopf.Body, current: Mapping[str, Any], patch: kopf.Patch, verdict: Verdict
+    rt: Runtime,
+    body: kopf.Body,
+    current: Mapping[str, Any],
+    patch: kopf.Patch,
+    verdict: Verdict,
+    findings: tuple[Finding, ...] | None = None,
 ) -> None:
+    """Ready from `verdict`; with `findings`, status.findings and SecurityFindings too (an
+    error that stops short of a verdict leaves the last findings as they are)."""
     id_field = registry.get(str(body["kind"])).id_field
     generation = int(body.meta.get("generation") or 0)
     new = status.render(current, verdict, generation, id_field)
     rt.track(str(body.metadata.uid), str(body["kind"]), str(verdict.reason))
+    if findings is not None:
+        new = status.with_findings(new, [f.to_json() for f in findings], generation)
+        rt.track_findings(str(body.metadata.uid), findings)
+        _post_findings(body, current, findings)
     if status.changed(current, new):
         for key, value in new.items():
             patch.status[key] = value
@@ -403,6 +460,24 @@ def _post_applied(body: kopf.Body, applied: tuple[Action, ...], drift: bool) -> 
             )
         else:
             kopf.event(body, type="Normal", reason=action.api, message=action.summary)
+
+
+def _post_findings(body: kopf.Body, current: Mapping[str, Any], found: tuple[Finding, ...]) -> None:
+    """One Event when the set of unsuppressed finding ids differs from what status records."""
+    active = [f for f in found if not f.suppressed]
+    if {f.id for f in active} == status.unsuppressed_ids(current):
+        return
+    suppressed = len(found) - len(active)
+    tail = f" ({suppressed} suppressed)" if suppressed else ""
+    if not active:
+        message = f"No unsuppressed security findings{tail}"
+    else:
+        listed = ", ".join(dict.fromkeys(f"{f.id} ({f.severity})" for f in active))
+        message = f"Security findings: {listed}{tail}; see status.findings for where and how to fix"
+    serious = any(f.severity.at_least(Severity.HIGH) for f in active)
+    kopf.event(
+        body, type="Warning" if serious else "Normal", reason="SecurityFindings", message=message
+    )
 
 
 def _noun(desired: Desired) -> str:

@@ -43,6 +43,13 @@ OBJECTS = Gauge(
     ["kind", "reason"],
     registry=REGISTRY,
 )
+FINDINGS = Gauge(
+    "rolekeeper_findings",
+    "Unsuppressed security findings on managed objects, by severity and finding id "
+    "(docs/findings.md); both label sets are fixed by the rule catalogue.",
+    ["severity", "id"],
+    registry=REGISTRY,
+)
 SNAPSHOT_AGE = Gauge(
     "rolekeeper_snapshot_age_seconds",
     "Seconds since the shared account snapshot used for drift checks was taken.",

@@ -3,19 +3,22 @@
 Nothing here decides anything itself: `engine.reconcile.observe_and_decide` does, exactly as it
 does for the operator, so the calls a review shows are the calls the operator makes. This
 module only adds what a review needs around it: where each object came from, names declared
-twice, the snapshot's owned entities (renames, prunes), and readable document diffs.
+twice, the snapshot's owned entities (renames, prunes), readable document diffs, and the
+security findings on what each object asks of IAM (`core.findings`, as the operator writes to
+status.findings, with the object's suppression annotation applied).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from controller.core import policy
 from controller.core.actions import Action, Ownership, claim
 from controller.core.errors import SpecError
+from controller.core.findings import SUPPRESS_ANNOTATION, Finding, Severity, findings_for, suppress
 from controller.engine.reconcile import Decision, Verb, decide, observe_and_decide
 from controller.kinds import registry
 from controller.kinds.base import Desired, Entity, Kind, ObjectRef
@@ -64,6 +67,9 @@ class Change:
     diff: tuple[DocumentDiff, ...] = ()
     message: str = ""
     source: Source | None = None  # None for a prune (declared nowhere in the input)
+    # What the object asks of IAM that is dangerous, worst first; suppressed ones kept, marked.
+    # Empty for prunes and invalid objects (nothing parsed to judge).
+    findings: tuple[Finding, ...] = ()
 
     @property
     def entity_kind(self) -> str:
@@ -83,9 +89,23 @@ class Review:
         counts = Counter(c.action for c in self.changes)
         return {action: counts[action] for action in ACTIONS}
 
-    def exit_code(self, detailed: bool) -> int:
-        """terraform plan's convention: 1 error, and with `detailed` 2 when something changes."""
+    def failing_findings(self, threshold: Severity | str) -> list[tuple[Change, Finding]]:
+        """Unsuppressed findings at `threshold` or worse, with their change (`--fail-on`)."""
+        return [
+            (c, f)
+            for c in self.changes
+            for f in c.findings
+            if not f.suppressed and f.severity.at_least(threshold)
+        ]
+
+    def exit_code(self, detailed: bool, fail_on: Severity | str | None = None) -> int:
+        """terraform plan's convention: 1 error, and with `detailed` 2 when something changes.
+
+        With `fail_on`, an unsuppressed finding that severe or worse is an error too (1).
+        """
         if self.problems or any(c.action in FAILURES for c in self.changes):
+            return 1
+        if fail_on is not None and self.failing_findings(fail_on):
             return 1
         if detailed and any(c.action in CHANGES for c in self.changes):
             return 2
@@ -102,6 +122,8 @@ class World:
     clients: Clients | None = None
     snapshot: AccountSnapshot | None = None
     partition: str = "aws"  # bare account ids in policies become root ARNs of this partition
+    # The account the objects live in: lets findings tell a foreign trusted account (RK-TRUST-003).
+    account_id: str | None = None
 
     def __post_init__(self) -> None:
         self._owned = self.snapshot.owned() if self.snapshot is not None else {}
@@ -131,8 +153,9 @@ def compute(
 ) -> Review:
     """The plan for every object read, plus `- delete` for owned entities no longer declared."""
     declared: dict[tuple[str, str, str], Source] = {}
-    # One slot per object in input order: a finished Change (invalid) or a Desired to plan.
-    slots: list[Change | tuple[Desired, Source]] = []
+    # One slot per object in input order: a finished Change (invalid) or a Desired to plan,
+    # with its suppression annotation.
+    slots: list[Change | tuple[Desired, Source, str]] = []
     for manifest in found.manifests:
         obj = _with_namespace(manifest.obj, namespace)
         key = (manifest.kind, meta(obj, "namespace"), meta(obj, "name"))
@@ -142,7 +165,7 @@ def compute(
             continue
         declared[key] = manifest.source
         try:
-            slots.append((registry.parse(obj), manifest.source))
+            slots.append((registry.parse(obj), manifest.source, _suppression(obj)))
         except SpecError as exc:
             slots.append(_invalid(obj, manifest.source, exc.errors))
     changes: list[Change] = []
@@ -151,12 +174,13 @@ def compute(
         if isinstance(slot, Change):
             changes.append(slot)
             continue
-        desired, source = slot
+        desired, source, suppressions = slot
         first = claimed.setdefault((desired.ref.kind, desired.aws_name), desired)
         if first is not desired:
-            changes.append(_name_clash(desired, source, first, declared))
+            change = _name_clash(desired, source, first, declared)
         else:
-            changes.append(_plan_one(desired, source, world))
+            change = _plan_one(desired, source, world)
+        changes.append(replace(change, findings=_findings(desired, suppressions, world)))
     notes = []
     if prune_scopes and found.problems:
         # Objects in an unreadable file would all look undeclared: deletes nobody asked for.
@@ -187,6 +211,20 @@ def _plan_one(desired: Desired, source: Source, world: World) -> Change:
     else:
         decision, observed = observe_and_decide(kind, desired, read=read, partition=world.partition)
     return _change(kind, desired, source, decision, observed, world)
+
+
+def _findings(desired: Desired, suppressions: str, world: World) -> tuple[Finding, ...]:
+    """The object's findings as the operator writes them to status.findings."""
+    view = registry.of(desired).view(desired)
+    return suppress(findings_for(view, account_id=world.account_id), suppressions)
+
+
+def _suppression(obj: Mapping[str, Any]) -> str:
+    """The object's suppress-findings annotation ("" when it has none)."""
+    metadata = obj.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
+    value = annotations.get(SUPPRESS_ANNOTATION) if isinstance(annotations, Mapping) else None
+    return value if isinstance(value, str) else ""
 
 
 def _known_arn(desired: Desired, world: World) -> str:

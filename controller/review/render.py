@@ -69,6 +69,8 @@ def json_document(review: Review) -> dict[str, Any]:
                 "diff": [{"field": d.field, "changes": list(d.changes)} for d in c.diff],
                 "message": c.message,
                 "source": c.source.to_json() if c.source else None,
+                # Added within formatVersion 1: Finding.to_json(), as in status.findings.
+                "findings": [f.to_json() for f in c.findings],
             }
             for c in review.changes
         ],
@@ -106,6 +108,11 @@ def headline(review: Review) -> str:
             parts.append(f"{n[action]} {one if n[action] == 1 else many}")
     if review.problems:
         parts.append(f"{len(review.problems)} unreadable input")
+    found = [f for c in review.changes for f in c.findings]
+    if found:
+        suppressed = sum(f.suppressed for f in found)
+        parts.append(f"{len(found)} security finding{'s' if len(found) != 1 else ''}"
+                     + (f" ({suppressed} suppressed)" if suppressed else ""))  # fmt: skip
     return ", ".join(parts)
 
 
@@ -168,7 +175,7 @@ def text(review: Review, color: bool = False) -> str:
     for problem in review.problems:
         out.append(paint("1;31", f"! error {problem.source}: {printable(problem.message)}"))
     for change in review.changes:
-        if change.action == "noop":
+        if change.action == "noop" and not change.findings:
             continue
         where = f"  at {change.source}" if change.source else ""
         title = f"{SYMBOLS[change.action]} {change.action} {_who(change)}"
@@ -177,6 +184,11 @@ def text(review: Review, color: bool = False) -> str:
             f"{paint(COLORS[change.action], title)}: {change.entity_kind} {aws_name}{where}"
         )
         out.extend(f"    {printable(line)}" for line in change.message.splitlines())
+        for finding in change.findings:
+            line = f"! {finding.severity} {finding.id} {finding.field}: {finding.message}"
+            out.append("    " + paint("1;33", printable(line)) + f" ({printable(finding.link)})")
+            if finding.suppressed:
+                out.append(f"      suppressed: {printable(finding.reason)}")
         diffs = {d.field: d.changes for d in change.diff}
         for action in change.calls:
             out.append("    " + " ".join([paint("1", action.api), *_inline_params(action)]))
@@ -220,7 +232,7 @@ def markdown(review: Review) -> str:
         out.extend(f"- {_code(str(p.source))}: {_escape(p.message)}" for p in review.problems)
         out.append("")
     for change in review.changes:
-        if change.action != "noop":
+        if change.action != "noop" or change.findings:
             out.extend(_markdown_change(change))
     unchanged = [c for c in review.changes if c.action == "noop"]
     if unchanged:
@@ -247,6 +259,15 @@ def _markdown_change(change: Change) -> list[str]:
     if change.message:
         quoted = [f"> {_escape(line)}" for line in change.message.splitlines()]
         out.extend([*"\n>\n".join(quoted).splitlines(), ""])
+    if change.findings:
+        out.extend(["**Security findings:**", ""])
+        for f in change.findings:
+            rule = f"[{f.id}]({_html(f.link)})"
+            item = f"- **{f.severity}** {rule} {_code(f.field)}: {_escape(f.message)}"
+            if f.suppressed:
+                item += f" _(suppressed: {_escape(f.reason)})_"
+            out.append(item)
+        out.append("")
     diffs = {d.field: d.changes for d in change.diff}
     for number, action in enumerate(change.calls, 1):
         params = " ".join(_code(p) for p in _inline_params(action))

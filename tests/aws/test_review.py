@@ -214,9 +214,10 @@ def test_equivalent_hand_written_trust_is_noop(clients: Clients, unique: Any, tm
     name = unique("same")
     reconcile(clients, registry.parse(obj("IAMRole", "team-a", name, name, "uid-1", assumeRolePolicy=applied)))
     _, doc = plan_json(capsys, str(write(tmp_path, obj("IAMRole", "team-a", name, name, assumeRolePolicy=hand_written))))
-    assert doc["changes"][0] | {"source": None} == {
+    # Findings are not this test's subject (an unconditioned account root has RK-TRUST-002).
+    assert doc["changes"][0] | {"source": None, "findings": []} == {
         "kind": "IAMRole", "namespace": "team-a", "name": name, "awsName": name, "action": "noop",
-        "calls": [], "diff": [], "message": "", "source": None,
+        "calls": [], "diff": [], "message": "", "source": None, "findings": [],
     }
 
 

@@ -251,8 +251,23 @@ def test_status_keeps_unknown_fields_for_kopf(kind: str) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_status_fields(kind: str) -> None:
     status = node_at(kind, "status")
-    assert set(status["properties"]) == {"arn", ID_FIELD[kind], "observedGeneration", "conditions"}
+    assert set(status["properties"]) == {
+        "arn", ID_FIELD[kind], "observedGeneration", "findings", "conditions"
+    }
     assert status["properties"]["observedGeneration"]["format"] == "int64"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_status_findings_accept_what_the_operator_writes(kind: str) -> None:
+    from controller.core.findings import findings_for, suppress
+    from controller.core.view import EntityView
+
+    view = EntityView(kind, "team-a", "x", trust_policy={"Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole"}]},
+        managed_policies=frozenset({"arn:aws:iam::aws:policy/AdministratorAccess"}))
+    written = [f.to_json() for f in suppress(findings_for(view), "RK-PERM-006=break-glass")]
+    assert any(f.get("suppressed") for f in written)
+    assert violations(node_at(kind, "status.findings"), written) == []
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -296,7 +311,8 @@ def test_user_spec_may_be_empty() -> None:
 
 
 SHARED = ["spec.path", "spec.managedPolicies", "spec.inlinePolicies", "spec.permissionsBoundary",
-          "spec.tags", "spec.deletionPolicy", "spec.adopt", "status.arn", "status.conditions"]
+          "spec.tags", "spec.deletionPolicy", "spec.adopt", "status.arn", "status.conditions",
+          "status.findings"]
 
 
 def _without_prose(node: Any) -> Any:
