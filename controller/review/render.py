@@ -324,7 +324,13 @@ def _escape(value: str) -> str:
     `#`, `=`, `-`, `+` or `1.` would make a heading, setext underline, list or numbered item.
     """
     text = re.sub(r"([\\`*_\[\]|~])", r"\\\1", html.escape(printable(value), quote=False))
-    return re.sub(r"^(\s*)([#=+-]|\d+(?=[.)]))", r"\1\\\2", text)
+    return re.sub(r"^(\s*)([#=+-]|\d+(?=[.)]))", _escape_block_marker, text)
+
+
+def _escape_block_marker(match: re.Match[str]) -> str:
+    # `\#` and `\-` are Markdown escapes; a digit cannot be escaped, so its `.` or `)` is.
+    indent, marker = match[1], match[2]
+    return f"{indent}{marker}\\" if marker.isdigit() else f"{indent}\\{marker}"
 
 
 def _html(value: str) -> str:
