@@ -8,6 +8,7 @@ per poll: listing 1,000 full objects through `kubectl -o json` every second woul
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import ssl
@@ -18,9 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.harness.envtest import ControlPlane
+from tests.harness.util import Timeout, until
+from tests.helpers import API_VERSION
 
-GROUP = "iam.rolekeeper.dev"
-VERSION = "v1alpha1"
+GROUP, VERSION = API_VERSION.split("/")
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
 WRITE_VERBS = frozenset({"POST", "CREATE", "PATCH", "APPLY", "PUT", "UPDATE", "DELETE"})
 COUNTED_RESOURCES = frozenset({"iamroles", "events"})
@@ -82,7 +84,8 @@ class Api:
             input=json.dumps(manifest), timeout=timeout,
         )
         result.apply_seconds = time.monotonic() - started
-        while time.monotonic() - started < timeout:
+
+        def all_ready() -> bool:
             ready, _ = self.ready_count(namespace)
             elapsed = time.monotonic() - started
             result.samples.append((round(elapsed, 2), ready))
@@ -91,8 +94,10 @@ class Api:
                 result.half_seconds = elapsed
             if ready >= expected:
                 result.seconds = elapsed
-                return result
-            time.sleep(every)
+            return result.seconds is not None
+
+        with contextlib.suppress(Timeout):  # result.seconds stays None
+            until(all_ready, started + timeout - time.monotonic(), "all Ready", every)
         return result
 
     def writes(self) -> Counter[str]:

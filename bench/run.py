@@ -38,6 +38,7 @@ from tests.harness import moto
 from tests.harness.awsproxy import AwsProxy
 from tests.harness.envtest import ControlPlane, ensure_binaries
 from tests.harness.operator import Operator
+from tests.helpers import S3_READ
 
 REPO = Path(__file__).resolve().parents[1]
 SNAPSHOT_ACTIONS = frozenset({"GetAccountAuthorizationDetails", "ListRoles"})
@@ -441,11 +442,11 @@ def measure_drift(rig: Rig, size: int, names: list[str]) -> dict[str, Any]:
         now = time.monotonic() - start
         for name, offset in due.items():
             if name not in changed and now >= offset:
-                console.detach_role_policy(RoleName=name, PolicyArn=workload.S3_READ)
+                console.detach_role_policy(RoleName=name, PolicyArn=S3_READ)
                 changed[name] = time.monotonic()
         for name in [n for n in changed if n not in reverted]:
             attached = console.list_attached_role_policies(RoleName=name)["AttachedPolicies"]
-            if any(p["PolicyArn"] == workload.S3_READ for p in attached):
+            if any(p["PolicyArn"] == S3_READ for p in attached):
                 reverted[name] = time.monotonic()
         time.sleep(0.5)
     elapsed = time.monotonic() - start

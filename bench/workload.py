@@ -19,22 +19,10 @@ import boto3
 from botocore.config import Config
 
 from controller.core.actions import OWNER_TAG, UID_TAG
+from tests.helpers import DYNAMO_READ, EC2_TRUST, S3_READ, iam_role
 
-GROUP_VERSION = "iam.rolekeeper.dev/v1alpha1"
-S3_READ = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
-DYNAMO_READ = "arn:aws:iam::aws:policy/AmazonDynamoDBReadOnlyAccess"
 MANAGED = (S3_READ, DYNAMO_READ)
 INLINE_NAME = "write-logs"
-TRUST: dict[str, Any] = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "ec2.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
 INLINE: dict[str, Any] = {
     "Version": "2012-10-17",
     "Statement": [
@@ -58,19 +46,8 @@ def role_names(prefix: str, count: int) -> list[str]:
 def manifest(names: Sequence[str], namespace: str) -> dict[str, Any]:
     """One `kind: List` of IAMRoles, applied with a single `kubectl apply -f -`."""
     items = [
-        {
-            "apiVersion": GROUP_VERSION,
-            "kind": "IAMRole",
-            "metadata": {"name": f"role-{i:04d}", "namespace": namespace},
-            "spec": {
-                "roleName": name,
-                "description": "benchmark role",
-                "assumeRolePolicy": TRUST,
-                "managedPolicies": list(MANAGED),
-                "inlinePolicies": {INLINE_NAME: INLINE},
-                "tags": TAGS,
-            },
-        }
+        iam_role(f"role-{i:04d}", name, namespace, description="benchmark role",
+                 managedPolicies=list(MANAGED), inlinePolicies={INLINE_NAME: INLINE}, tags=TAGS)
         for i, name in enumerate(names)
     ]
     return {"apiVersion": "v1", "kind": "List", "items": items}
@@ -92,7 +69,7 @@ def create_minimal(iam: Any, name: str) -> None:
         RoleName=name,
         Path="/",
         Description="benchmark role",
-        AssumeRolePolicyDocument=json.dumps(TRUST),
+        AssumeRolePolicyDocument=json.dumps(EC2_TRUST),
         MaxSessionDuration=3600,
         Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
     )

@@ -2,10 +2,13 @@
 
 One place for the literals tests keep needing (an EC2 trust policy, a logs policy, managed
 policy ARNs) and for building IAMRole/IAMUser objects, so a change of the API is one edit here.
+Helpers over kubectl live in `tests.harness.kube`; `until` and `free_port` in
+`tests.harness.util` (the harness does not import the controller, this module does).
 """
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from controller.kinds import registry
@@ -37,7 +40,13 @@ LOGS_POLICY: dict[str, Any] = {
 }
 S3_READ = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
 DYNAMO_READ = "arn:aws:iam::aws:policy/AmazonDynamoDBReadOnlyAccess"
+SQS_READ = "arn:aws:iam::aws:policy/AmazonSQSReadOnlyAccess"
 BOUNDARY = "arn:aws:iam::aws:policy/PowerUserAccess"
+
+
+def aws_name(kind: str) -> str:
+    """A fresh AWS name for one test's entity ("rk-<random>-<kind>"), so tests never collide."""
+    return f"rk-{secrets.token_hex(4)}-{kind}"
 
 
 def manifest(
@@ -48,6 +57,24 @@ def manifest(
     if namespace is not None:
         metadata["namespace"] = namespace
     return {"apiVersion": API_VERSION, "kind": kind, "metadata": metadata, "spec": spec}
+
+
+def iam_role(
+    name: str, role_name: str | None = None, namespace: str | None = None, **spec: Any
+) -> dict[str, Any]:
+    """An IAMRole with an EC2 trust as applied with kubectl (`tests.harness.kube.apply` sets the
+    namespace): metadata.name `name`, spec.roleName `role_name` (left out when None)."""
+    body: dict[str, Any] = {} if role_name is None else {"roleName": role_name}
+    body.update({"assumeRolePolicy": EC2_TRUST, **spec})
+    return manifest("IAMRole", name, body, namespace)
+
+
+def iam_user(
+    name: str, user_name: str | None = None, namespace: str | None = None, **spec: Any
+) -> dict[str, Any]:
+    """An IAMUser as applied with kubectl: metadata.name `name`, spec.userName `user_name`."""
+    body: dict[str, Any] = {} if user_name is None else {"userName": user_name}
+    return manifest("IAMUser", name, {**body, **spec}, namespace)
 
 
 def role_object(

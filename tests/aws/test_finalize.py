@@ -13,12 +13,19 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import read_role, read_user
 from controller.aws.clients import Clients
-from controller.core.actions import OWNER_TAG, UID_TAG
-from controller.core.actions import Action
+from controller.core.actions import OWNER_TAG, UID_TAG, Action
 from controller.engine.reconcile import finalize, reconcile
-from tests.helpers import DYNAMO_READ, EC2_TRUST, LOGS_POLICY, S3_READ, role, user
+from tests.helpers import (
+    DYNAMO_READ,
+    EC2_TRUST,
+    LOGS_POLICY,
+    S3_READ,
+    read_role,
+    read_user,
+    role,
+    user,
+)
 
 pytestmark = pytest.mark.aws
 

@@ -14,11 +14,10 @@ from typing import Any
 import boto3
 import pytest
 
-from controller.kinds import snapshot as account
-from tests.helpers import read_role, read_user
 from controller.aws.clients import Clients
 from controller.engine.reconcile import reconcile
-from tests.helpers import EC2_TRUST, LOGS_POLICY, S3_READ, role, user
+from controller.kinds import snapshot as account
+from tests.helpers import EC2_TRUST, LOGS_POLICY, S3_READ, read_role, read_user, role, user
 
 pytestmark = pytest.mark.aws
 

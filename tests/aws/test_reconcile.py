@@ -13,12 +13,20 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import read_role, read_user
 from controller.aws.clients import Clients
 from controller.core.actions import OWNER_TAG, UID_TAG
-from controller.engine.reconcile import reconcile
 from controller.core.status import Reason
-from tests.helpers import BOUNDARY, DYNAMO_READ, EC2_TRUST, LOGS_POLICY, S3_READ, role, user
+from controller.engine.reconcile import reconcile
+from tests.helpers import (
+    BOUNDARY,
+    DYNAMO_READ,
+    EC2_TRUST,
+    LOGS_POLICY,
+    S3_READ,
+    read_role,
+    role,
+    user,
+)
 
 pytestmark = pytest.mark.aws
 

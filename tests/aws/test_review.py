@@ -39,12 +39,11 @@ from botocore.exceptions import EndpointConnectionError
 
 from controller import cli
 from controller.aws import clients as aws
-from controller.engine.reconcile import UID_PLACEHOLDER
-from controller.kinds import registry
 from controller.aws.clients import Clients
-from controller.engine.reconcile import finalize, reconcile
-from tests.helpers import BOUNDARY, DYNAMO_READ, EC2_TRUST, LOGS_POLICY, S3_READ
+from controller.engine.reconcile import UID_PLACEHOLDER, finalize, reconcile
+from controller.kinds import registry
 from tests.harness import moto
+from tests.helpers import BOUNDARY, DYNAMO_READ, EC2_TRUST, LOGS_POLICY, S3_READ, manifest
 
 pytestmark = pytest.mark.aws
 
@@ -58,8 +57,7 @@ def obj(kind: str, namespace: str, name: str, aws_name: str, uid: str = "", **sp
     body: dict[str, Any] = {"roleName" if kind == "IAMRole" else "userName": aws_name, **spec}
     if kind == "IAMRole":
         body.setdefault("assumeRolePolicy", EC2_TRUST)
-    meta = {"name": name, "namespace": namespace, **({"uid": uid} if uid else {})}
-    return {"apiVersion": "iam.rolekeeper.dev/v1alpha1", "kind": kind, "metadata": meta, "spec": body}
+    return manifest(kind, name, body, namespace, **({"uid": uid} if uid else {}))
 
 
 def write(directory: Path, *objects: dict[str, Any]) -> Path:

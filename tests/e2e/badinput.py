@@ -25,6 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from tests.helpers import EC2_TRUST, manifest
+
 Outcome = Literal["rejected", "InvalidSpec", "Conflict", "AWSError"]
 
 ACCOUNT = "123456789012"
@@ -33,12 +35,6 @@ ACCOUNT = "123456789012"
 NO_SUCH_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/rolekeeper-no-such-role"
 NO_SUCH_BOUNDARY_ARN = f"arn:aws:iam::{ACCOUNT}:policy/rolekeeper-no-such-boundary"
 
-TRUST: dict[str, Any] = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
-    ],
-}
 
 
 def _identity(**statement: Any) -> dict[str, Any]:
@@ -89,17 +85,12 @@ class Case:
     def obj(self, prefix: str) -> dict[str, Any]:
         spec: dict[str, Any] = {}
         if self.kind == "IAMRole":
-            spec["assumeRolePolicy"] = TRUST
+            spec["assumeRolePolicy"] = EC2_TRUST
         if self.name_field:
             spec[self.name_key] = self.aws_name(prefix)
         spec.update(self.spec)
         spec = {k: v for k, v in spec.items() if v is not _OMIT}
-        return {
-            "apiVersion": "iam.rolekeeper.dev/v1alpha1",
-            "kind": self.kind,
-            "metadata": {"name": self.metadata_name or self.id},
-            "spec": spec,
-        }
+        return manifest(self.kind, self.metadata_name or self.id, spec, namespace=None)
 
 
 _OMIT: Any = object()  # a spec value that removes the key (e.g. the required trust policy)
@@ -146,7 +137,7 @@ CASES: tuple[Case, ...] = (
          "spec.assumeRolePolicy: Required value", {"assumeRolePolicy": _OMIT}),
     Case("trust-as-json-string", "assumeRolePolicy as a JSON string", "rejected",
          "spec.assumeRolePolicy in body must be of type object",
-         {"assumeRolePolicy": json.dumps(TRUST)}),
+         {"assumeRolePolicy": json.dumps(EC2_TRUST)}),
     Case("inline-as-json-string", "an inline policy as a JSON string", "rejected",
          "spec.inlinePolicies.p in body must be of type object",
          {"inlinePolicies": {"p": json.dumps(_identity())}}),

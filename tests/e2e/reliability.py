@@ -1,9 +1,10 @@
-"""Shared machinery for the reliability suite: a recording fault proxy, bulk kubectl, AWS state.
+"""Shared machinery for the reliability suite: a recording fault proxy, convergence, AWS state.
 
 The reliability tests judge the operator by what reached AWS and what Kubernetes shows, never by
 the operator's own counters: `RecordingProxy` logs every IAM request with the entity it names and
 the answer the client got, `account_state` reads the account through an uncounted console client,
-and `expected_state` derives what AWS must hold from the objects alone.
+and `expected_state` derives what AWS must hold from the objects alone. Bulk kubectl helpers are
+in `tests.harness.kube`, manifests and policies in `tests.helpers`.
 """
 
 from __future__ import annotations
@@ -22,15 +23,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-import yaml
-
+from tests.harness import kube
 from tests.harness.awsproxy import AwsProxy
 from tests.harness.envtest import Cluster
 from tests.harness.moto import MotoServer
 from tests.harness.operator import Operator
+from tests.harness.util import until
+from tests.helpers import DYNAMO_READ, EC2_TRUST, S3_READ, SQS_READ, manifest
 
 FULL = os.environ.get("RK_RELIABILITY_FULL") == "1"
-GROUP_VERSION = "iam.rolekeeper.dev/v1alpha1"
 OWNER_TAG = "rolekeeper.dev/owner"
 UID_TAG = "rolekeeper.dev/uid"
 READS = ("Get", "List")
@@ -39,20 +40,7 @@ ENTITY_PARAMS = ("RoleName", "UserName", "InstanceProfileName")
 # Every fault kind: the harness's five plus a reply lost after AWS applied the write.
 ALL_FAULTS = ("throttle", "server-error", "unavailable", "reset", "slow", "lost-reply")
 
-S3_READ = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
-DYNAMO_READ = "arn:aws:iam::aws:policy/AmazonDynamoDBReadOnlyAccess"
-SQS_READ = "arn:aws:iam::aws:policy/AmazonSQSReadOnlyAccess"
 POLICY_POOL = (S3_READ, DYNAMO_READ, SQS_READ)
-EC2_TRUST: dict[str, Any] = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "ec2.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
 
 Rule = Callable[[str, Mapping[str, list[str]]], tuple[int, str] | None]
 
@@ -253,7 +241,7 @@ def role_object(name: str, role_name: str, version: int = 1, **spec: Any) -> dic
         "tags": {"suite": "reliability", "version": str(version)},
         **spec,
     }
-    return {"apiVersion": GROUP_VERSION, "kind": "IAMRole", "metadata": {"name": name}, "spec": body}
+    return manifest("IAMRole", name, body, namespace=None)
 
 
 def user_object(name: str, user_name: str, version: int = 1, **spec: Any) -> dict[str, Any]:
@@ -264,11 +252,7 @@ def user_object(name: str, user_name: str, version: int = 1, **spec: Any) -> dic
         "tags": {"suite": "reliability", "version": str(version)},
         **spec,
     }
-    return {"apiVersion": GROUP_VERSION, "kind": "IAMUser", "metadata": {"name": name}, "spec": body}
-
-
-def plural(obj: Mapping[str, Any]) -> str:
-    return "iamroles" if obj["kind"] == "IAMRole" else "iamusers"
+    return manifest("IAMUser", name, body, namespace=None)
 
 
 def aws_key(obj: Mapping[str, Any]) -> tuple[str, str]:
@@ -279,39 +263,7 @@ def aws_key(obj: Mapping[str, Any]) -> tuple[str, str]:
     return "user", spec.get("userName") or obj["metadata"]["name"]
 
 
-# --- kubectl in bulk ---------------------------------------------------------------------------
-
-
-def apply_all(cluster: Cluster, namespace: str, objects: Iterable[Mapping[str, Any]],
-              check: bool = True) -> Any:
-    """One `kubectl apply` for many objects, in order (kubectl reports failures in that order)."""
-    docs = [{**o, "metadata": {**o["metadata"], "namespace": namespace}} for o in objects]
-    return cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs), check=check,
-                           timeout=180)
-
-
-def delete_all(cluster: Cluster, namespace: str, objects: Iterable[Mapping[str, Any]]) -> None:
-    """Request deletion without waiting for finalizers (the operator is what we are testing)."""
-    names = [f"{plural(o)}/{o['metadata']['name']}" for o in objects]
-    if names:
-        cluster.kubectl("delete", "-n", namespace, "--wait=false", "--ignore-not-found", *names,
-                        timeout=120)
-
-
-def list_objects(cluster: Cluster, namespace: str) -> dict[tuple[str, str], dict[str, Any]]:
-    """Every IAMRole and IAMUser of a namespace by (plural, name), in one kubectl call."""
-    out = cluster.kubectl("get", "iamroles,iamusers", "-n", namespace, "-o", "json").stdout
-    found: dict[tuple[str, str], dict[str, Any]] = {}
-    for item in json.loads(out)["items"]:
-        found[(plural(item), item["metadata"]["name"])] = item
-    return found
-
-
-def ready_condition(obj: Mapping[str, Any]) -> dict[str, Any]:
-    for condition in obj.get("status", {}).get("conditions", []):
-        if condition.get("type") == "Ready":
-            return dict(condition)
-    return {}
+# --- convergence -------------------------------------------------------------------------------
 
 
 def lagging(
@@ -322,15 +274,15 @@ def lagging(
 ) -> list[str]:
     """What keeps the namespace from having converged: objects not Ready for their current
     generation, and deleted objects still held (by our finalizer)."""
-    live = list_objects(cluster, namespace)
+    live = kube.list_objects(cluster, namespace)
     problems = []
     for obj in present:
-        key = (plural(obj), obj["metadata"]["name"])
+        key = (kube.plural(obj), obj["metadata"]["name"])
         item = live.get(key)
         if item is None:
             problems.append(f"{key[1]}: missing")
             continue
-        condition = ready_condition(item)
+        condition = kube.ready_condition(item)
         generation = item["metadata"]["generation"]
         if condition.get("status") != "True" or item.get("status", {}).get(
             "observedGeneration"
@@ -341,7 +293,7 @@ def lagging(
                 f"{condition.get('reason')}: {condition.get('message', '')[:160]}"
             )
     for obj in gone:
-        key = (plural(obj), obj["metadata"]["name"])
+        key = (kube.plural(obj), obj["metadata"]["name"])
         if key in live:
             problems.append(f"{key[1]}: still present, finalizers {live[key]['metadata'].get('finalizers')}")
     return problems
@@ -359,15 +311,14 @@ def wait_converged(
     present, gone = list(present), list(gone)
     start = time.monotonic()
     problems: list[str] = []
-    while time.monotonic() - start < timeout:
-        problems = lagging(cluster, namespace, present, gone)
-        if not problems:
-            return time.monotonic() - start
-        time.sleep(1.0)
-    raise AssertionError(
-        f"not converged after {timeout:.0f}s: {len(problems)} lagging, e.g. {problems[:5]}\n"
-        f"{on_timeout()}"
-    )
+
+    def converged() -> bool:
+        problems[:] = lagging(cluster, namespace, present, gone)
+        return not problems
+
+    until(converged, timeout, lambda: f"convergence: {len(problems)} lagging, e.g. {problems[:5]}\n"
+          f"{on_timeout()}", every=1.0)
+    return time.monotonic() - start
 
 
 # --- AWS state ---------------------------------------------------------------------------------
@@ -503,7 +454,7 @@ def state_diff(want: Mapping[tuple[str, str], Any], have: Mapping[tuple[str, str
 
 
 def uids(cluster: Cluster, namespace: str) -> dict[str, str]:
-    return {name: obj["metadata"]["uid"] for (_, name), obj in list_objects(cluster, namespace).items()}
+    return {name: obj["metadata"]["uid"] for (_, name), obj in kube.list_objects(cluster, namespace).items()}
 
 
 # --- operators and figures ---------------------------------------------------------------------

@@ -18,7 +18,6 @@ from __future__ import annotations
 import ast
 import datetime
 import json
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -33,11 +32,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from tests.e2e import kube
 from tests.e2e.test_deploy import samples
-from tests.harness import moto
+from tests.harness import kube, moto
 from tests.harness.envtest import REPO_ROOT, Cluster
 from tests.harness.operator import Operator
+from tests.harness.util import until
+from tests.helpers import BOUNDARY, EC2_TRUST, S3_READ, aws_name, iam_role, iam_user
 
 pytestmark = pytest.mark.e2e
 
@@ -46,10 +46,6 @@ OPERATOR_USER = "rolekeeper-operator"
 # The initial unauthenticated calls that create the two users below; enforcement starts after.
 BOOTSTRAP_CALLS = 6
 DRIFT_INTERVAL = 3.0
-S3_READ = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
-BOUNDARY = "arn:aws:iam::aws:policy/PowerUserAccess"
-TRUST = {"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
 INLINE = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::rk-artifacts/*"}]}
 # Granted, yet no API call of the scenario shows them (each with the reason).
@@ -193,27 +189,12 @@ def test_moto_enforces_iam(enforcing: Enforcing) -> None:
 # --- converging with only the policy ----------------------------------------------------------
 
 
-def aws_name(kind: str) -> str:
-    return f"rk-{secrets.token_hex(4)}-{kind}"
-
-
-def role_object(name: str, role_name: str, **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "iam.rolekeeper.dev/v1alpha1", "kind": "IAMRole",
-            "metadata": {"name": name},
-            "spec": {"roleName": role_name, "assumeRolePolicy": TRUST, **spec}}
-
-
-def user_object(name: str, user_name: str, **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "iam.rolekeeper.dev/v1alpha1", "kind": "IAMUser",
-            "metadata": {"name": name}, "spec": {"userName": user_name, **spec}}
-
-
 def wait_generation(cluster: Cluster, ns: str, kind: str, name: str, generation: int) -> None:
     def synced() -> bool:
         obj = kube.get(cluster, ns, kind, name)
         ready = kube.ready(cluster, ns, kind, name) or {}
         return obj["status"].get("observedGeneration") == generation and ready.get("status") == "True"
-    kube.until(synced, 60, f"{kind}/{name} Ready at generation {generation}")
+    until(synced, 60, f"{kind}/{name} Ready at generation {generation}")
 
 
 def give_every_credential(admin: Any, user_name: str) -> None:
@@ -246,32 +227,32 @@ def test_operator_converges_with_only_the_policy(
     admin.create_group(GroupName=group)
     role_name, user_name = aws_name("web"), aws_name("ci")
     kube.apply(crds, ns,
-               role_object("web", role_name, description="web tier", maxSessionDuration=7200,
+               iam_role("web", role_name, description="web tier", maxSessionDuration=7200,
                            managedPolicies=[S3_READ], inlinePolicies={"read": INLINE},
                            tags={"team": "a"}, instanceProfile=True),
-               user_object("ci", user_name, managedPolicies=[S3_READ],
+               iam_user("ci", user_name, managedPolicies=[S3_READ],
                            inlinePolicies={"read": INLINE}, groups=[group], tags={"team": "a"}))
     kube.wait_ready(crds, ns, "iamrole", "web")
     kube.wait_ready(crds, ns, "iamuser", "ci")
 
     admin.detach_role_policy(RoleName=role_name, PolicyArn=S3_READ)  # drift
-    kube.until(lambda: admin.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"],
-               DRIFT_INTERVAL * 3 + 10, "drift reverted")
+    until(lambda: admin.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"],
+          DRIFT_INTERVAL * 3 + 10, "drift reverted")
 
     # Edits that take every feature away again, change what changes in place, and add a
     # boundary (at create time a boundary rides on CreateRole/CreateUser instead).
     lambda_trust = {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
     kube.apply(crds, ns,
-               role_object("web", role_name, description="web tier v2", assumeRolePolicy=lambda_trust,
+               iam_role("web", role_name, description="web tier v2", assumeRolePolicy=lambda_trust,
                            permissionsBoundary=BOUNDARY, tags={"tier": "web"}),
-               user_object("ci", user_name, tags={"tier": "ci"}))
+               iam_user("ci", user_name, tags={"tier": "ci"}))
     wait_generation(crds, ns, "iamrole", "web", 2)
     wait_generation(crds, ns, "iamuser", "ci", 2)
     assert admin.list_instance_profiles_for_role(RoleName=role_name)["InstanceProfiles"] == []
     assert admin.list_groups_for_user(UserName=user_name)["Groups"] == []
-    kube.apply(crds, ns, role_object("web", role_name, assumeRolePolicy=lambda_trust),
-               user_object("ci", user_name))
+    kube.apply(crds, ns, iam_role("web", role_name, assumeRolePolicy=lambda_trust),
+               iam_user("ci", user_name))
     wait_generation(crds, ns, "iamrole", "web", 3)
     wait_generation(crds, ns, "iamuser", "ci", 3)
     assert "PermissionsBoundary" not in admin.get_role(RoleName=role_name)["Role"]
@@ -297,12 +278,12 @@ def test_operator_converges_with_only_the_policy(
     ("sid", "broken", "working", "operation"),
     [
         ("InlinePolicies",
-         role_object("inline", aws_name("inline"), inlinePolicies={"read": INLINE}),
-         role_object("plain", aws_name("plain"), managedPolicies=[S3_READ]),
+         iam_role("inline", aws_name("inline"), inlinePolicies={"read": INLINE}),
+         iam_role("plain", aws_name("plain"), managedPolicies=[S3_READ]),
          "PutRolePolicy"),
         ("OwnedInstanceProfiles",
-         role_object("ec2", aws_name("ec2"), instanceProfile=True),
-         role_object("noprofile", aws_name("noprofile")),
+         iam_role("ec2", aws_name("ec2"), instanceProfile=True),
+         iam_role("noprofile", aws_name("noprofile")),
          "AddRoleToInstanceProfile"),
     ],
     ids=["inline-policies", "instance-profiles"],
@@ -331,9 +312,9 @@ def test_the_operator_cannot_take_over_its_own_role(
     """Only the Deny stops this in moto (it ignores the tag conditions; see below)."""
     _, ns = policy_operator
     admin = enforcing.admin
-    admin.create_role(RoleName=OPERATOR_USER, AssumeRolePolicyDocument=json.dumps(TRUST))
+    admin.create_role(RoleName=OPERATOR_USER, AssumeRolePolicyDocument=json.dumps(EC2_TRUST))
     try:
-        kube.apply(crds, ns, role_object("self", OPERATOR_USER, adopt=True,
+        kube.apply(crds, ns, iam_role("self", OPERATOR_USER, adopt=True,
                                          managedPolicies=["arn:aws:iam::aws:policy/AdministratorAccess"]))
         condition = kube.wait_reason(crds, ns, "iamrole", "self", "AWSError")
         assert "AccessDenied" in condition["message"]
@@ -352,7 +333,7 @@ def test_moto_does_not_evaluate_tag_conditions(enforcing: Enforcing) -> None:
     the role); moto allows them. The conditions in docs/aws-policy.json are reviewed, not run."""
     operator = enforcing.client(enforcing.operator_key)
     untagged = aws_name("untagged")
-    operator.create_role(RoleName=untagged, AssumeRolePolicyDocument=json.dumps(TRUST))
+    operator.create_role(RoleName=untagged, AssumeRolePolicyDocument=json.dumps(EC2_TRUST))
     operator.attach_role_policy(RoleName=untagged, PolicyArn=S3_READ)
 
     assert "Tags" not in enforcing.admin.get_role(RoleName=untagged)["Role"]

@@ -9,9 +9,8 @@ import ipaddress
 import json
 import ssl
 import threading
-import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,30 +20,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.harness.envtest import Cluster, ControlPlane
+from tests.harness.util import until
+from tests.helpers import iam_role
 
 pytestmark = pytest.mark.e2e
 
-TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "ec2.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
 
 
 def iamrole(name: str, namespace: str, **spec: object) -> str:
     """An IAMRole manifest as JSON (kubectl accepts JSON on stdin)."""
-    body = {
-        "apiVersion": "iam.rolekeeper.dev/v1alpha1",
-        "kind": "IAMRole",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"assumeRolePolicy": TRUST, **spec},
-    }
-    return json.dumps(body)
+    return json.dumps(iam_role(name, None, namespace, **spec))
 
 
 def test_iamrole_is_listed_with_printer_columns(
@@ -96,8 +81,9 @@ def test_service_account_token_is_authenticated_and_rbac_enforced(
 
     assert f"system:serviceaccount:{namespace}:reader" in denied.stderr
     assert "forbidden" in denied.stderr
-    _eventually(
-        lambda: as_sa.kubectl("get", "configmaps", "-n", namespace, check=False).returncode == 0
+    until(
+        lambda: as_sa.kubectl("get", "configmaps", "-n", namespace, check=False).returncode == 0,
+        15, "the RoleBinding to take effect", every=0.2,
     )
 
 
@@ -262,13 +248,6 @@ def _configmap(name: str, namespace: str, labels: dict[str, str]) -> str:
     )
 
 
-def _eventually(check: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.2)
-
-
 def test_admission_webhooks_on_localhost_are_called(
     control_plane: Cluster, namespace: str, webhook_server: tuple[str, bytes]
 ) -> None:
@@ -287,7 +266,7 @@ def test_admission_webhooks_on_localhost_are_called(
             ).stdout
             return MUTATED_LABEL in labels
 
-        _eventually(mutated)
+        until(mutated, 15, "the mutating webhook to be called", every=0.2)
         denied = control_plane.kubectl(
             "create", "-f", "-", input=_configmap("bad", namespace, {DENY_LABEL: "x"}), check=False
         )
@@ -306,12 +285,12 @@ def test_restarts_keep_state(control_plane: Cluster, namespace: str) -> None:
     control_plane.restart_etcd()
     control_plane.restart_apiserver()
 
-    _eventually(
+    until(
         lambda: (
             control_plane.kubectl(
                 "get", "configmap", "kept", "-n", namespace, check=False
             ).returncode
             == 0
         ),
-        timeout=30,
+        30, "the configmap after the restarts", every=0.2,
     )

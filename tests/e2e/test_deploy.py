@@ -30,10 +30,12 @@ import pytest
 import yaml
 
 from controller.operator import metrics
-from tests.e2e import kube
 from tests.e2e.conftest import Aws
+from tests.harness import kube
 from tests.harness.envtest import REPO_ROOT, Cluster, ControlPlane
 from tests.harness.operator import Operator
+from tests.harness.util import until
+from tests.helpers import S3_READ, aws_name, iam_role, iam_user
 
 pytestmark = pytest.mark.e2e
 
@@ -42,12 +44,6 @@ PEERING_CRDS = MANIFESTS / "crds"
 SA_NAMESPACE, SA_NAME = "rolekeeper-system", "rolekeeper"
 SA_USER = f"system:serviceaccount:{SA_NAMESPACE}:{SA_NAME}"
 DRIFT_INTERVAL = 3.0
-S3_READ = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
-TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
-                   "Action": "sts:AssumeRole"}],
-}
 
 
 class AuditedControlPlane(ControlPlane):
@@ -150,16 +146,6 @@ class Scenario:
     left_in_aws: list[str] = field(default_factory=list)
 
 
-def aws_name(kind: str) -> str:
-    return f"rk-{secrets.token_hex(4)}-{kind}"
-
-
-def iam_role(name: str, role_name: str, **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "iam.rolekeeper.dev/v1alpha1", "kind": "IAMRole",
-            "metadata": {"name": name},
-            "spec": {"roleName": role_name, "assumeRolePolicy": TRUST, **spec}}
-
-
 @pytest.fixture(scope="module")
 def scenario(plane: AuditedControlPlane, sa_operator: Operator, aws: Aws) -> Scenario:
     """Create a role (managed + inline policy) and a user → Ready; revert drift on the inline
@@ -175,9 +161,7 @@ def scenario(plane: AuditedControlPlane, sa_operator: Operator, aws: Aws) -> Sce
          "Resource": f"arn:aws:s3:::{spec_marker}/*"}]}
     kube.apply(plane, ns,
                iam_role("web", role_name, managedPolicies=[S3_READ], inlinePolicies={"read": inline}),
-               {"apiVersion": "iam.rolekeeper.dev/v1alpha1", "kind": "IAMUser",
-                "metadata": {"name": "ci"},
-                "spec": {"userName": user_name, "managedPolicies": [S3_READ]}},
+               iam_user("ci", user_name, managedPolicies=[S3_READ]),
                iam_role("kept", kept_name),
                iam_role("invalid", aws_name("invalid"), inlinePolicies={"p": {
                    "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*",
@@ -192,10 +176,10 @@ def scenario(plane: AuditedControlPlane, sa_operator: Operator, aws: Aws) -> Sce
     edited = {**inline, "Statement": [{**inline["Statement"][0],
                                        "Resource": f"arn:aws:s3:::{hand_marker}/*"}]}
     iam.put_role_policy(RoleName=role_name, PolicyName="read", PolicyDocument=json.dumps(edited))
-    kube.until(lambda: spec_marker in json.dumps(
+    until(lambda: spec_marker in json.dumps(
         iam.get_role_policy(RoleName=role_name, PolicyName="read")["PolicyDocument"]),
         DRIFT_INTERVAL * 3 + 10, "inline policy drift reverted")
-    drift_event = kube.until(
+    drift_event = until(
         lambda: next((e["message"] for e in kube.events(plane, ns, "web")
                       if e["reason"] == "DriftReverted"), None), 15, "a DriftReverted event")
 
@@ -298,11 +282,11 @@ def test_a_missing_rule_breaks_its_feature(
     with Operator(kubeconfig, aws.env, namespaces=[ns], drift_interval=DRIFT_INTERVAL) as op:
         kube.apply(crds, ns, iam_role("partial", role_name))
         iam = aws.console()
-        kube.until(lambda: any(r["RoleName"] == role_name for r in iam.list_roles()["Roles"]),
-                   30, "the role created in AWS")
+        until(lambda: any(r["RoleName"] == role_name for r in iam.list_roles()["Roles"]),
+              30, "the role created in AWS")
         if dropped == "events":
             kube.wait_ready(crds, ns, "iamrole", "partial")
-        kube.until(lambda: expect_403 in _forbidden(op), 30, f"a 403 on {expect_403}")
+        until(lambda: expect_403 in _forbidden(op), 30, f"a 403 on {expect_403}")
         obj = kube.get(crds, ns, "iamrole", "partial")
         events = kube.events(crds, ns, "partial")
     if dropped == "iamroles/status":

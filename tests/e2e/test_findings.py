@@ -10,26 +10,21 @@ after that write no further SecurityFindings Events.
 
 from __future__ import annotations
 
-import secrets
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
+from tests import helpers
 from tests.e2e.conftest import DRIFT_INTERVAL
 from tests.harness import kube
 from tests.harness.envtest import Cluster
+from tests.harness.util import until
+from tests.helpers import EC2_TRUST, aws_name
 
 pytestmark = pytest.mark.e2e
 
-T = TypeVar("T")
 SUPPRESS = "iam.rolekeeper.dev/suppress-findings"
-EC2_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
-                   "Action": "sts:AssumeRole"}],
-}
 ANYONE_TRUST = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole"}],
@@ -41,24 +36,8 @@ READ_ONE_BUCKET = {
 }
 
 
-def until(probe: Callable[[], T | None], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.5)
-
-
 def iam_role(name: str, trust: dict[str, Any], **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "iam.rolekeeper.dev/v1alpha1", "kind": "IAMRole",
-        "metadata": {"name": name},
-        "spec": {"roleName": f"rk-{secrets.token_hex(4)}-{name}", "assumeRolePolicy": trust,
-                 **spec},
-    }
+    return helpers.iam_role(name, aws_name(name), assumeRolePolicy=trust, **spec)
 
 
 def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:

@@ -21,19 +21,18 @@ from typing import Any
 
 import pytest
 
-from tests.e2e import kube
 from tests.e2e.conftest import Aws
 from tests.e2e.test_deploy import deployment_args, install_crds, samples
+from tests.harness import kube
 from tests.harness.awsproxy import AwsProxy
 from tests.harness.envtest import Cluster
 from tests.harness.operator import Operator
+from tests.harness.util import until
+from tests.helpers import S3_READ, iam_role
 
 pytestmark = pytest.mark.e2e
 
 DRIFT_INTERVAL = 3.0
-S3_READ = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
-TRUST = {"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
 PEERING = "rolekeeper"
 
 
@@ -97,9 +96,7 @@ def peers(crds: Cluster, ns: str) -> dict[str, Any]:
 
 
 def role(name: str, role_name: str) -> dict[str, Any]:
-    return {"apiVersion": "iam.rolekeeper.dev/v1alpha1", "kind": "IAMRole",
-            "metadata": {"name": name},
-            "spec": {"roleName": role_name, "assumeRolePolicy": TRUST, "managedPolicies": [S3_READ]}}
+    return iam_role(name, role_name, managedPolicies=[S3_READ])
 
 
 def test_one_replica_works_and_the_other_takes_over_when_it_is_killed(
@@ -110,10 +107,10 @@ def test_one_replica_works_and_the_other_takes_over_when_it_is_killed(
                    .split("=")[1])
     replicas = start_replicas(crds, aws, ns, ("random", "random"))
     try:
-        live = kube.until(lambda: (p := peers(crds, ns)) and len(p) == 2 and p, 30,
-                          "both replicas in the peering object")
+        live = until(lambda: (p := peers(crds, ns)) and len(p) == 2 and p, 30,
+                     "both replicas in the peering object")
         active, standby = sorted(replicas, key=lambda r: live[r.name]["priority"], reverse=True)
-        kube.until(lambda: not active.paused(), 30, f"{active.name} working")
+        until(lambda: not active.paused(), 30, f"{active.name} working")
         assert standby.paused()
         names = [f"rk-{secrets.token_hex(4)}-ha{i}" for i in range(3)]
         kube.apply(crds, ns, role("one", names[0]), role("two", names[1]))
@@ -138,8 +135,8 @@ def test_one_replica_works_and_the_other_takes_over_when_it_is_killed(
         # The survivor's drift timers run: a console edit of a role it never handled is reverted.
         iam = aws.console()
         iam.detach_role_policy(RoleName=names[0], PolicyArn=S3_READ)
-        kube.until(lambda: iam.list_attached_role_policies(RoleName=names[0])["AttachedPolicies"],
-                   DRIFT_INTERVAL * 3 + 10, "drift reverted by the survivor")
+        until(lambda: iam.list_attached_role_policies(RoleName=names[0])["AttachedPolicies"],
+              DRIFT_INTERVAL * 3 + 10, "drift reverted by the survivor")
 
         assert [a for t, a in active.iam_calls() if t > killed_at] == []
         assert active.proxy.writes() == {"CreateRole": 2, "AttachRolePolicy": 2}
@@ -155,8 +152,8 @@ def test_equal_priorities_pause_both_replicas(
     replicas = start_replicas(crds, aws, ns, ("7", "7"))
     try:
         for replica in replicas:
-            kube.until(lambda r=replica: "conflicting operators with the same priority" in r.log(),
-                       30, f"{replica.name} seeing its equal")
+            until(lambda r=replica: "conflicting operators with the same priority" in r.log(),
+                  30, f"{replica.name} seeing its equal")
         kube.apply(crds, ns, role("nobody", f"rk-{secrets.token_hex(4)}-nobody"))
         time.sleep(DRIFT_INTERVAL * 2)
 

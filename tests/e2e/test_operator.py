@@ -11,46 +11,21 @@ the role; two objects claiming one roleName; a role deleted by hand is recreated
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from typing import Any
 
 import pytest
 
-from tests.e2e import kube
 from tests.e2e.conftest import DRIFT_INTERVAL, Aws
+from tests.harness import kube
 from tests.harness.envtest import Cluster
+from tests.harness.util import until
+from tests.helpers import DYNAMO_READ, S3_READ, aws_name, iam_role, iam_user
 
 pytestmark = pytest.mark.e2e
 
-S3_READ = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
-DYNAMO_READ = "arn:aws:iam::aws:policy/AmazonDynamoDBReadOnlyAccess"
-EC2_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
-                   "Action": "sts:AssumeRole"}],
-}
 # Drift must be put back within one interval plus the time to notice and fix it.
 DRIFT_DEADLINE = DRIFT_INTERVAL * 2 + 10
-
-
-def aws_name(kind: str) -> str:
-    return f"rk-{secrets.token_hex(4)}-{kind}"
-
-
-def iam_role(name: str, role_name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "iam.rolekeeper.dev/v1alpha1", "kind": "IAMRole",
-        "metadata": {"name": name},
-        "spec": {"roleName": role_name, "assumeRolePolicy": EC2_TRUST, **spec},
-    }
-
-
-def iam_user(name: str, user_name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "iam.rolekeeper.dev/v1alpha1", "kind": "IAMUser",
-        "metadata": {"name": name}, "spec": {"userName": user_name, **spec},
-    }
 
 
 def attached(iam: Any, role_name: str) -> set[str]:
@@ -86,11 +61,11 @@ def test_spec_edit_propagates(crds: Cluster, shared_ns: str, iam: Any) -> None:
         {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
     kube.apply(crds, shared_ns, iam_role("edit", role_name, managedPolicies=[S3_READ, DYNAMO_READ],
                                          assumeRolePolicy=lambda_trust))
-    kube.until(lambda: attached(iam, role_name) == {S3_READ, DYNAMO_READ}, 30, "policy attached")
-    trust = kube.until(lambda: _trust_service(iam, role_name) == "lambda.amazonaws.com", 30, "trust updated")
+    until(lambda: attached(iam, role_name) == {S3_READ, DYNAMO_READ}, 30, "policy attached")
+    trust = until(lambda: _trust_service(iam, role_name) == "lambda.amazonaws.com", 30, "trust updated")
     assert trust
-    kube.until(lambda: kube.get(crds, shared_ns, "iamrole", "edit")["status"]["observedGeneration"] == 2,
-               30, "observedGeneration 2")
+    until(lambda: kube.get(crds, shared_ns, "iamrole", "edit")["status"]["observedGeneration"] == 2,
+          30, "observedGeneration 2")
 
 
 def _trust_service(iam: Any, role_name: str) -> str:
@@ -115,10 +90,10 @@ def test_out_of_band_drift_is_reverted(crds: Cluster, shared_ns: str, iam: Any, 
         evil = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::999999999999:root"}, "Action": "sts:AssumeRole"}]}
         iam.update_assume_role_policy(RoleName=role_name, PolicyDocument=json.dumps(evil))
     changed_at = time.monotonic()
-    kube.until(lambda: attached(iam, role_name) == {S3_READ} and _trust_service(iam, role_name) == "ec2.amazonaws.com",
-               DRIFT_DEADLINE, f"drift '{drift}' reverted")
+    until(lambda: attached(iam, role_name) == {S3_READ} and _trust_service(iam, role_name) == "ec2.amazonaws.com",
+          DRIFT_DEADLINE, f"drift '{drift}' reverted")
     assert time.monotonic() - changed_at <= DRIFT_DEADLINE
-    messages = kube.until(
+    messages = until(
         lambda: [e["message"] for e in kube.events(crds, shared_ns, "drifty") if e["reason"] == "DriftReverted"],
         15, "a DriftReverted event")
     assert any(expect_event in m for m in messages), messages
@@ -222,4 +197,4 @@ def test_role_deleted_by_hand_is_recreated(crds: Cluster, shared_ns: str, iam: A
     kube.apply(crds, shared_ns, iam_role("phoenix", role_name))
     kube.wait_ready(crds, shared_ns, "iamrole", "phoenix")
     iam.delete_role(RoleName=role_name)
-    kube.until(lambda: not _no_role(iam, role_name), DRIFT_DEADLINE, "role recreated")
+    until(lambda: not _no_role(iam, role_name), DRIFT_DEADLINE, "role recreated")

@@ -27,10 +27,11 @@ from botocore.retries.standard import RetryQuotaChecker
 from controller.aws import clients as rk_aws
 from controller.core.errors import RetryableError
 from controller.engine.reconcile import reconcile
-from tests.helpers import role
 from tests.e2e import reliability as rl
 from tests.e2e.conftest import Aws
+from tests.harness import kube
 from tests.harness.envtest import Cluster
+from tests.helpers import EC2_TRUST, role
 
 pytestmark = pytest.mark.e2e
 
@@ -63,14 +64,14 @@ def run_lifecycle(
     figures: dict[str, Any] = {}
     started = proxy.mark()
     v1 = workload(prefix, 1)
-    rl.apply_all(crds, namespace, v1)
+    kube.apply_all(crds, namespace, v1)
     figures["create_s"] = rl.wait_converged(crds, namespace, v1, timeout=STEP_TIMEOUT)
     check_aws(crds, namespace, iam, prefix, v1)
     v2 = workload(prefix, 2)
-    rl.apply_all(crds, namespace, v2)
+    kube.apply_all(crds, namespace, v2)
     figures["update_s"] = rl.wait_converged(crds, namespace, v2, timeout=STEP_TIMEOUT)
     check_aws(crds, namespace, iam, prefix, v2)
-    rl.delete_all(crds, namespace, v2)
+    kube.delete_all(crds, namespace, v2)
     figures["delete_s"] = rl.wait_converged(crds, namespace, [], gone=v2, timeout=STEP_TIMEOUT)
     leaked = rl.account_state(iam, prefix)
     assert not leaked, f"left in AWS after delete: {sorted(leaked)}"
@@ -104,13 +105,13 @@ def run_lifecycle(
 
 def check_aws(crds: Cluster, namespace: str, iam: Any, prefix: str, objects: list[dict[str, Any]]) -> None:
     """AWS holds exactly the declared entities, each with the id its object's status records."""
-    live = rl.list_objects(crds, namespace)
+    live = kube.list_objects(crds, namespace)
     uids = {name: obj["metadata"]["uid"] for (_, name), obj in live.items()}
     have = rl.account_state(iam, prefix)
     problems = rl.state_diff(rl.expected_state(objects, namespace, uids), rl.without_ids(have))
     assert not problems, problems[:10]
     for obj in objects:
-        item = live[(rl.plural(obj), obj["metadata"]["name"])]
+        item = live[(kube.plural(obj), obj["metadata"]["name"])]
         field = "roleId" if obj["kind"] == "IAMRole" else "userId"
         assert item["status"][field] == have[rl.aws_key(obj)]["id"], obj["metadata"]["name"]
 
@@ -152,11 +153,11 @@ def total_outage(crds: Cluster, namespace: str, iam: Any, proxy: rl.RecordingPro
     objects = workload(prefix, 1)
     proxy.inject(1.0, kinds=("throttle",), seconds=OUTAGE_SECONDS, seed=SEED)
     started = proxy.mark()
-    rl.apply_all(crds, namespace, objects)
+    kube.apply_all(crds, namespace, objects)
     time.sleep(OUTAGE_SECONDS)
     during = proxy.requests(since=started, until=started + OUTAGE_SECONDS)
     recovered = rl.wait_converged(crds, namespace, objects, timeout=STEP_TIMEOUT)
-    rl.delete_all(crds, namespace, objects)
+    kube.delete_all(crds, namespace, objects)
     rl.wait_converged(crds, namespace, [], gone=objects, timeout=STEP_TIMEOUT)
     assert not rl.account_state(iam, prefix)
     figures = {
@@ -183,7 +184,7 @@ def test_client_survives_spent_quota_plain_503_and_lost_answers(
         clients = rk_aws.connect(boto3.session.Session())
         iam = aws.console()
         name = f"rk-client-{secrets.token_hex(3)}"
-        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(rl.EC2_TRUST))
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(EC2_TRUST))
         # As if botocore's retry quota were spent (a sustained error rate drains it within a
         # few dozen calls): botocore itself retries nothing now.
         monkeypatch.setattr(RetryQuotaChecker, "acquire_retry_quota", lambda *_: False)

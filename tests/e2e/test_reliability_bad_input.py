@@ -32,7 +32,10 @@ import pytest
 from tests.e2e import badinput
 from tests.e2e import reliability as rl
 from tests.e2e.conftest import Aws
+from tests.harness import kube
 from tests.harness.envtest import Cluster
+from tests.harness.util import until
+from tests.helpers import EC2_TRUST, S3_READ
 
 pytestmark = pytest.mark.e2e
 
@@ -84,12 +87,12 @@ def test_bad_input_catalogue(crds: Cluster, namespace: str, aws: Aws) -> None:
         with rl.operator(crds.kubeconfig, proxy.env(aws.server), namespace,
                          extra_args=["--principal-window", str(PRINCIPAL_WINDOW)]):
             started = time.monotonic()
-            done = rl.apply_all(crds, namespace, [c.obj(prefix) for c in cases], check=False)
+            done = kube.apply_all(crds, namespace, [c.obj(prefix) for c in cases], check=False)
             check_rejections(done, cases)
             live = wait_for_verdicts(crds, namespace, stored)
             verdict_s = time.monotonic() - started
             for case in stored:
-                condition = rl.ready_condition(live[case.id])
+                condition = kube.ready_condition(live[case.id])
                 assert condition["status"] == "False", case.id
                 assert case.fragment in condition["message"], (case.id, condition["message"])
                 check_writes(proxy, case, prefix)
@@ -105,7 +108,7 @@ def test_bad_input_catalogue(crds: Cluster, namespace: str, aws: Aws) -> None:
             unchanged = {k: v for k, v in after.items() if k not in expected_new}
             assert unchanged == before, rl.state_diff(before, unchanged)
             objects = [c.obj(prefix) for c in stored]
-            rl.delete_all(crds, namespace, objects)
+            kube.delete_all(crds, namespace, objects)
             rl.wait_converged(crds, namespace, [], gone=objects, timeout=120)
             final = others_removed(rl.whole_account(iam), namespace)
             assert final == before, rl.state_diff(before, final)
@@ -145,19 +148,22 @@ def check_rejections(done: Any, cases: tuple[badinput.Case, ...]) -> None:
 def wait_for_verdicts(crds: Cluster, namespace: str, stored: list[badinput.Case]) -> dict[str, Any]:
     """Objects by name once each carries its final reason for its current generation."""
     want = {c.id: c.outcome for c in stored}
-    deadline = time.monotonic() + 60 + PRINCIPAL_WINDOW
-    while True:
-        live = {name: obj for (_, name), obj in rl.list_objects(crds, namespace).items()}
-        waiting = {
-            name: rl.ready_condition(live.get(name, {})).get("reason")
+    waiting: dict[str, Any] = {}
+
+    def settled() -> tuple[dict[str, Any]] | None:
+        live = {name: obj for (_, name), obj in kube.list_objects(crds, namespace).items()}
+        waiting.clear()
+        waiting.update({
+            name: kube.ready_condition(live.get(name, {})).get("reason")
             for name, outcome in want.items()
-            if rl.ready_condition(live.get(name, {})).get("reason") != outcome
+            if kube.ready_condition(live.get(name, {})).get("reason") != outcome
             or live[name].get("status", {}).get("observedGeneration") != live[name]["metadata"]["generation"]
-        }
-        if not waiting:
-            return live
-        assert time.monotonic() < deadline, f"still waiting for: {waiting}"
-        time.sleep(1.0)
+        })
+        return None if waiting else (live,)
+
+    (live,) = until(settled, 60 + PRINCIPAL_WINDOW, lambda: f"verdicts; still waiting for: {waiting}",
+                    every=1.0)
+    return live
 
 
 def check_writes(proxy: rl.RecordingProxy, case: badinput.Case, prefix: str) -> None:
@@ -183,18 +189,18 @@ def make_by_hand(iam: Any, case: badinput.Case, prefix: str) -> None:
     name = case.aws_name(prefix)
     tags = [{"Key": "team", "Value": "hand-made"}]
     if case.kind == "IAMRole":
-        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(rl.EC2_TRUST), Tags=tags)
-        iam.attach_role_policy(RoleName=name, PolicyArn=rl.S3_READ)
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(EC2_TRUST), Tags=tags)
+        iam.attach_role_policy(RoleName=name, PolicyArn=S3_READ)
     else:
         iam.create_user(UserName=name, Tags=tags)
-        iam.attach_user_policy(UserName=name, PolicyArn=rl.S3_READ)
+        iam.attach_user_policy(UserName=name, PolicyArn=S3_READ)
 
 
 def remove_by_hand(iam: Any, case: badinput.Case, prefix: str) -> None:
     name = case.aws_name(prefix)
     if case.kind == "IAMRole":
-        iam.detach_role_policy(RoleName=name, PolicyArn=rl.S3_READ)
+        iam.detach_role_policy(RoleName=name, PolicyArn=S3_READ)
         iam.delete_role(RoleName=name)
     else:
-        iam.detach_user_policy(UserName=name, PolicyArn=rl.S3_READ)
+        iam.detach_user_policy(UserName=name, PolicyArn=S3_READ)
         iam.delete_user(UserName=name)

@@ -11,6 +11,7 @@ the following quiet period the operator makes no write at all (no fight between 
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 
@@ -18,7 +19,9 @@ import pytest
 
 from tests.e2e import reliability as rl
 from tests.e2e.conftest import Aws
+from tests.harness import kube
 from tests.harness.envtest import Cluster
+from tests.harness.util import Timeout, until
 
 pytestmark = pytest.mark.e2e
 
@@ -37,12 +40,12 @@ def test_updates_racing_drift_sweeps_end_at_the_last_spec(
     proxy = rl.RecordingProxy.for_server(aws.server)
     try:
         with rl.operator(crds.kubeconfig, proxy.env(aws.server), namespace, drift_interval=DRIFT):
-            rl.apply_all(crds, namespace, [rl.role_object(n, n, 1) for n in names])
+            kube.apply_all(crds, namespace, [rl.role_object(n, n, 1) for n in names])
             rl.wait_converged(crds, namespace, [rl.role_object(n, n, 1) for n in names], timeout=120)
             started = proxy.mark()
             for version in range(2, ROUNDS + 2):
                 latest = [rl.role_object(n, n, version) for n in names]
-                rl.apply_all(crds, namespace, latest)
+                kube.apply_all(crds, namespace, latest)
                 for n in names[:TAMPERED]:  # a human edits some roles at the same moment
                     iam.tag_role(RoleName=n, Tags=[{"Key": "version", "Value": "by-hand"}])
                     iam.attach_role_policy(RoleName=n, PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")
@@ -52,11 +55,13 @@ def test_updates_racing_drift_sweeps_end_at_the_last_spec(
             want = rl.expected_state(latest, namespace, rl.uids(crds, namespace))
             # The last round's hand edits are put back by the next sweeps, after status is Ready.
             problems: list[str] = []
-            while time.monotonic() - last_round < 60:
-                problems = rl.state_diff(want, rl.without_ids(rl.account_state(iam, prefix)))
-                if not problems:
-                    break
-                time.sleep(0.5)
+
+            def matches() -> bool:
+                problems[:] = rl.state_diff(want, rl.without_ids(rl.account_state(iam, prefix)))
+                return not problems
+
+            with contextlib.suppress(Timeout):
+                until(matches, last_round + 60 - time.monotonic())
             assert not problems, problems[:10]
             matched = proxy.mark() - last_round
             window = (started, proxy.mark())
@@ -66,7 +71,7 @@ def test_updates_racing_drift_sweeps_end_at_the_last_spec(
             assert not rl.state_diff(want, rl.without_ids(rl.account_state(iam, prefix)))
             still = rl.lagging(crds, namespace, latest)
             assert not still, still[:5]
-            rl.delete_all(crds, namespace, latest)
+            kube.delete_all(crds, namespace, latest)
             rl.wait_converged(crds, namespace, [], gone=latest, timeout=120)
     finally:
         proxy.stop()

@@ -22,6 +22,7 @@ import pytest
 
 from tests.e2e import reliability as rl
 from tests.e2e.conftest import Aws
+from tests.harness import kube
 from tests.harness.envtest import Cluster
 
 pytestmark = pytest.mark.e2e
@@ -56,7 +57,7 @@ def test_sigkill_during_burst_loses_nothing(crds: Cluster, namespace: str, aws: 
             # spread over seconds and a kill lands between its calls, not between reconciles.
             proxy.inject(0.5, kinds=("slow",), seed=SEED)
             proxy.faults.slow_seconds = 1.0
-            rl.apply_all(crds, namespace, declared.values())
+            kube.apply_all(crds, namespace, declared.values())
             for kill in range(KILLS):
                 if kill:  # the first kill lands in the initial creates
                     changed = []
@@ -71,8 +72,8 @@ def test_sigkill_during_burst_loses_nothing(crds: Cluster, namespace: str, aws: 
                         next_index += 1
                     gone = [declared.pop(i) for i in rng.sample(sorted(declared), k=CHURN)]
                     deleted.extend(gone)
-                    rl.apply_all(crds, namespace, changed)
-                    rl.delete_all(crds, namespace, gone)
+                    kube.apply_all(crds, namespace, changed)
+                    kube.delete_all(crds, namespace, gone)
                 time.sleep(rng.uniform(0.5, 2.5))
                 op.kill()
                 pending_at_kill.append(
@@ -84,7 +85,7 @@ def test_sigkill_during_burst_loses_nothing(crds: Cluster, namespace: str, aws: 
             assert op.starts == KILLS + 1
     finally:
         proxy.stop()
-    live = rl.list_objects(crds, namespace)
+    live = kube.list_objects(crds, namespace)
     uids = {name: obj["metadata"]["uid"] for (_, name), obj in live.items()}
     want = rl.expected_state(declared.values(), namespace, uids)
     problems = rl.state_diff(want, rl.without_ids(rl.account_state(iam, prefix)))

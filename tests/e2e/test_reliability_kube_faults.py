@@ -23,6 +23,7 @@ import pytest
 
 from tests.e2e import reliability as rl
 from tests.e2e.conftest import REPO, Aws
+from tests.harness import kube
 from tests.harness.envtest import Cluster, ControlPlane
 
 pytestmark = pytest.mark.e2e
@@ -59,8 +60,8 @@ class Workload:
         for _ in range(creates):
             self.versions[self.next] = 1
             self.next += 1
-        rl.apply_all(self.plane, self.namespace, self.declared())
-        rl.delete_all(self.plane, self.namespace, gone)
+        kube.apply_all(self.plane, self.namespace, self.declared())
+        kube.delete_all(self.plane, self.namespace, gone)
 
 
 def test_watches_recover_from_apiserver_and_etcd_restarts(aws: Aws) -> None:
@@ -76,7 +77,7 @@ def test_watches_recover_from_apiserver_and_etcd_restarts(aws: Aws) -> None:
             namespace = plane.create_namespace("rk-kube-faults")
             work = Workload(plane, namespace, prefix)
             with rl.operator(plane.kubeconfig, proxy.env(aws.server), namespace) as op:
-                rl.apply_all(plane, namespace, work.declared())
+                kube.apply_all(plane, namespace, work.declared())
                 figures["initial_s"] = round(wait(work), 1)
                 rounds: dict[str, Callable[[], None]] = {
                     "apiserver": plane.restart_apiserver,

@@ -22,10 +22,12 @@ from typing import Any
 
 import pytest
 
-from tests.e2e import kube
 from tests.e2e import reliability as rl
 from tests.e2e.conftest import Aws
+from tests.harness import kube
 from tests.harness.envtest import Cluster
+from tests.harness.util import until
+from tests.helpers import EC2_TRUST, S3_READ
 
 pytestmark = pytest.mark.e2e
 
@@ -39,15 +41,15 @@ def hand_made(iam: Any, prefix: str) -> dict[str, str]:
     names = {k: f"{prefix}-{k}" for k in ("role", "user", "ec2", "profile-only")}
     tags = [{"Key": "team", "Value": "platform"}]
     for key in ("role", "ec2"):
-        iam.create_role(RoleName=names[key], AssumeRolePolicyDocument=json.dumps(rl.EC2_TRUST),
+        iam.create_role(RoleName=names[key], AssumeRolePolicyDocument=json.dumps(EC2_TRUST),
                         Description="made by hand", Tags=tags)
-        iam.attach_role_policy(RoleName=names[key], PolicyArn=rl.S3_READ)
+        iam.attach_role_policy(RoleName=names[key], PolicyArn=S3_READ)
         iam.put_role_policy(RoleName=names[key], PolicyName="hand", PolicyDocument=json.dumps(INLINE))
     iam.create_instance_profile(InstanceProfileName=names["ec2"], Tags=tags)
     iam.add_role_to_instance_profile(InstanceProfileName=names["ec2"], RoleName=names["ec2"])
     iam.create_instance_profile(InstanceProfileName=names["profile-only"], Tags=tags)
     iam.create_user(UserName=names["user"], Tags=tags)
-    iam.attach_user_policy(UserName=names["user"], PolicyArn=rl.S3_READ)
+    iam.attach_user_policy(UserName=names["user"], PolicyArn=S3_READ)
     return names
 
 
@@ -67,18 +69,18 @@ def test_hand_made_entities_are_never_touched(crds: Cluster, namespace: str, aws
     before = rl.account_state(iam, prefix)
     try:
         with rl.operator(crds.kubeconfig, proxy.env(aws.server), namespace, drift_interval=DRIFT):
-            rl.apply_all(crds, namespace, [*claims, profile_claim])
+            kube.apply_all(crds, namespace, [*claims, profile_claim])
             for obj in claims:
-                condition = kube.wait_reason(crds, namespace, rl.plural(obj), obj["metadata"]["name"],
+                condition = kube.wait_reason(crds, namespace, kube.plural(obj), obj["metadata"]["name"],
                                              "Conflict", timeout=60)
                 assert "was not created by Rolekeeper" in condition["message"]
                 assert "adopt" in condition["message"]
-            profile_condition = kube.until(
-                lambda: rl.ready_condition(kube.get(crds, namespace, "iamrole", "claims-profile")),
+            profile_condition = until(
+                lambda: kube.ready_condition(kube.get(crds, namespace, "iamrole", "claims-profile")),
                 60, "a verdict for claims-profile")
             time.sleep(3 * DRIFT)  # drift sweeps run and find the claimed entities "drifted"
             during = rl.account_state(iam, prefix)
-            rl.delete_all(crds, namespace, [*claims, profile_claim])
+            kube.delete_all(crds, namespace, [*claims, profile_claim])
             rl.wait_converged(crds, namespace, [], gone=[*claims, profile_claim], timeout=60)
             time.sleep(DRIFT)
     finally:
@@ -113,10 +115,10 @@ def cleanup(iam: Any, names: dict[str, str]) -> None:
     for profile in (names["ec2"], names["profile-only"]):
         iam.delete_instance_profile(InstanceProfileName=profile)
     for key in ("role", "ec2"):
-        iam.detach_role_policy(RoleName=names[key], PolicyArn=rl.S3_READ)
+        iam.detach_role_policy(RoleName=names[key], PolicyArn=S3_READ)
         iam.delete_role_policy(RoleName=names[key], PolicyName="hand")
         iam.delete_role(RoleName=names[key])
-    iam.detach_user_policy(UserName=names["user"], PolicyArn=rl.S3_READ)
+    iam.detach_user_policy(UserName=names["user"], PolicyArn=S3_READ)
     iam.delete_user(UserName=names["user"])
 
 
@@ -151,18 +153,18 @@ def test_delete_after_entity_deleted_by_hand_completes(crds: Cluster, namespace:
     try:
         # A long drift interval: nothing recreates the entities between the two deletions.
         with rl.operator(crds.kubeconfig, proxy.env(aws.server), namespace) as op:
-            rl.apply_all(crds, namespace, [*running, *down])
+            kube.apply_all(crds, namespace, [*running, *down])
             rl.wait_converged(crds, namespace, [*running, *down], timeout=60)
             for obj in running:
                 delete_by_hand(iam, obj)
-            rl.delete_all(crds, namespace, running)
+            kube.delete_all(crds, namespace, running)
             running_s = rl.wait_converged(crds, namespace, [], gone=running, timeout=60)
             op.stop()
             for obj in down:
                 delete_by_hand(iam, obj)
-            rl.delete_all(crds, namespace, down)  # held by the finalizer while nobody runs
-            held = rl.list_objects(crds, namespace)
-            assert all((rl.plural(o), o["metadata"]["name"]) in held for o in down), "finalizer released"
+            kube.delete_all(crds, namespace, down)  # held by the finalizer while nobody runs
+            held = kube.list_objects(crds, namespace)
+            assert all((kube.plural(o), o["metadata"]["name"]) in held for o in down), "finalizer released"
             op.start()
             down_s = rl.wait_converged(crds, namespace, [], gone=down, timeout=60)
     finally:
@@ -184,7 +186,7 @@ def test_renames_are_refused_and_the_old_role_kept(crds: Cluster, namespace: str
     proxy = rl.RecordingProxy.for_server(aws.server)
     try:
         with rl.operator(crds.kubeconfig, proxy.env(aws.server), namespace):
-            rl.apply_all(crds, namespace, [role, defaulted, user])
+            kube.apply_all(crds, namespace, [role, defaulted, user])
             rl.wait_converged(crds, namespace, [role, defaulted, user], timeout=60)
             arn = kube.get(crds, namespace, "iamrole", "named")["status"]["arn"]
             attempts = {
@@ -194,21 +196,21 @@ def test_renames_are_refused_and_the_old_role_kept(crds: Cluster, namespace: str
                 "path": {**role, "spec": {**role["spec"], "path": "/moved/"}},
             }
             for what, obj in attempts.items():
-                done = rl.apply_all(crds, namespace, [obj], check=False)
+                done = kube.apply_all(crds, namespace, [obj], check=False)
                 assert done.returncode != 0 and "immutable" in done.stderr, (what, done.stderr)
             patched = crds.kubectl("patch", "iamrole", "named", "-n", namespace, "--type=merge", "-p",
                                    json.dumps({"spec": {"roleName": f"{prefix}-patched"}}), check=False)
             assert patched.returncode != 0 and "immutable" in patched.stderr, patched.stderr
             # Writing down the name that was already in effect is no rename.
             same = {**defaulted, "spec": {**defaulted["spec"], "roleName": defaulted["metadata"]["name"]}}
-            rl.apply_all(crds, namespace, [same])
+            kube.apply_all(crds, namespace, [same])
             # The objects are untouched and still manage the roles they always did.
             live = kube.get(crds, namespace, "iamrole", "named")
             assert live["metadata"]["generation"] == 1 and live["status"]["arn"] == arn
             rl.wait_converged(crds, namespace, [role, same, user], timeout=60)
             names = {k[1] for k in rl.account_state(iam, prefix) if k[0] in ("role", "user")}
             assert names == {f"{prefix}-named", f"{prefix}-dflt", f"{prefix}-user"}
-            rl.delete_all(crds, namespace, [role, same, user])
+            kube.delete_all(crds, namespace, [role, same, user])
             rl.wait_converged(crds, namespace, [], gone=[role, same, user], timeout=60)
     finally:
         proxy.stop()

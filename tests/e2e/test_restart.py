@@ -8,7 +8,6 @@ held the object meanwhile).
 
 from __future__ import annotations
 
-import json
 import secrets
 import signal
 import time
@@ -16,11 +15,12 @@ from typing import Any
 
 import pytest
 
-from tests.e2e import kube
 from tests.e2e.conftest import Aws
-from tests.e2e.test_operator import S3_READ, iam_role
+from tests.harness import kube
 from tests.harness.envtest import Cluster
 from tests.harness.operator import Operator
+from tests.harness.util import until
+from tests.helpers import S3_READ, iam_role
 
 pytestmark = pytest.mark.e2e
 
@@ -36,14 +36,9 @@ def roles_with_prefix(iam: Any, prefix: str) -> dict[str, set[str]]:
 
 
 def all_ready(cluster: Cluster, namespace: str, count: int) -> bool:
-    items = kube_list(cluster, namespace)
-    ready = [i for i in items if any(c.get("type") == "Ready" and c.get("status") == "True"
-                                     for c in i.get("status", {}).get("conditions", []))]
+    items = kube.list_objects(cluster, namespace, "iamroles").values()
+    ready = [i for i in items if kube.ready_condition(i).get("status") == "True"]
     return len(ready) == count
-
-
-def kube_list(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
-    return list(json.loads(cluster.kubectl("get", "iamroles", "-n", namespace, "-o", "json").stdout)["items"])
 
 
 def test_sigterm_then_changes_while_down_are_resumed(crds: Cluster, namespace: str, aws: Aws, iam: Any) -> None:
@@ -60,7 +55,7 @@ def test_sigterm_then_changes_while_down_are_resumed(crds: Cluster, namespace: s
         assert kube.exists(crds, namespace, "iamrole", "before"), "the finalizer holds the object"
         op.start()
         kube.wait_ready(crds, namespace, "iamrole", "while-down")
-        kube.until(lambda: not kube.exists(crds, namespace, "iamrole", "before"), 60, "delete finished")
+        until(lambda: not kube.exists(crds, namespace, "iamrole", "before"), 60, "delete finished")
         assert roles_with_prefix(iam, prefix) == {prefix + "while-down": {S3_READ}}
     finally:
         op.stop()
@@ -77,10 +72,10 @@ def test_sigkill_mid_reconcile_resumes_without_duplicates(crds: Cluster, namespa
         kube.apply(crds, namespace, *[iam_role(f"r{i}", f"{prefix}{i}", managedPolicies=[S3_READ],
                                                instanceProfile=True) for i in range(count)])
         # Kill as soon as the first roles exist in AWS: the batch is mid-flight.
-        kube.until(lambda: aws.proxy.calls["CreateRole"] > creates_before, 30, "first CreateRole")
+        until(lambda: aws.proxy.calls["CreateRole"] > creates_before, 30, "first CreateRole")
         op.kill()
         op.start()
-        kube.until(lambda: all_ready(crds, namespace, count), 90, f"{count} roles Ready")
+        until(lambda: all_ready(crds, namespace, count), 90, f"{count} roles Ready")
         # IAM names are unique, so "no duplicates" means: exactly the declared roles, each with
         # exactly its policies, and exactly one instance profile per role holding only it.
         expected = {f"{prefix}{i}": {S3_READ} for i in range(count)}
@@ -90,6 +85,6 @@ def test_sigkill_mid_reconcile_resumes_without_duplicates(crds: Cluster, namespa
         assert profiles == {name: [name] for name in expected}
         crds.kubectl("delete", "iamroles", "--all", "-n", namespace, "--timeout=90s", timeout=100)
         assert roles_with_prefix(iam, prefix) == {}
-        assert not kube_list(crds, namespace)
+        assert not kube.list_objects(crds, namespace, "iamroles")
     finally:
         op.stop()

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
-from tests.harness.moto import free_port
+from tests.harness.util import free_port
 
 FAULT_KINDS = ("throttle", "server-error", "unavailable", "reset", "slow")
 

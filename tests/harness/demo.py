@@ -22,12 +22,13 @@ import boto3
 from tests.harness import moto
 from tests.harness.envtest import Cluster, ControlPlane, ExternalCluster, ensure_binaries
 from tests.harness.operator import Operator
+from tests.harness.util import Timeout, until
+from tests.helpers import S3_READ
 
 REPO = Path(__file__).resolve().parents[2]
 WORK = REPO / ".rk-demo"
 DRIFT_INTERVAL = 10.0
 ROLE = "team-a-web-ec2"
-S3_READ = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
 BOLD, DIM, GREEN, RESET = ("\033[1m", "\033[2m", "\033[32m", "\033[0m") if sys.stdout.isatty() else ("",) * 4
 
 
@@ -55,11 +56,11 @@ def cluster() -> Iterator[Cluster]:
 
 def wait_for(probe: Callable[[], bool], timeout: float) -> float:
     started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if probe():
-            return time.monotonic() - started
-        time.sleep(0.5)
-    raise SystemExit(f"demo failed: condition not met within {timeout:.0f}s")
+    try:
+        until(probe, timeout)
+    except Timeout:
+        raise SystemExit(f"demo failed: condition not met within {timeout:.0f}s") from None
+    return time.monotonic() - started
 
 
 def role_state(iam: Any) -> str:

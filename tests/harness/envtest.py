@@ -10,7 +10,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -26,6 +25,8 @@ from typing import IO
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.harness.util import Timeout, free_port, until
 
 # Must match hack/build-envtest.sh, which honours the same override.
 K8S_VERSION = os.environ.get("RK_K8S_VERSION", "v1.34.4")
@@ -111,13 +112,6 @@ def ensure_binaries() -> Path:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1 (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_private_key(path: Path) -> None:
@@ -447,16 +441,17 @@ class ControlPlane(Cluster):
         self._wait_ready(self.apiserver, self._apiserver_ready)
 
     def _wait_ready(self, process: _Process, probe: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
+        def ready() -> bool:
             if not process.alive():
                 raise ControlPlaneError(f"{process.name} exited:\n{process.log_tail()}")
-            if probe():
-                return
-            time.sleep(0.2)
-        raise ControlPlaneError(
-            f"{process.name} not ready after {START_TIMEOUT}s:\n{process.log_tail()}"
-        )
+            return probe()
+
+        try:
+            until(ready, START_TIMEOUT, process.name, every=0.2)
+        except Timeout:
+            raise ControlPlaneError(
+                f"{process.name} not ready after {START_TIMEOUT}s:\n{process.log_tail()}"
+            ) from None
 
     # ----- readiness probes
 

@@ -1,23 +1,45 @@
-"""Small helpers over the real kubectl for e2e assertions: apply, wait, read status and events."""
+"""Helpers over the real kubectl for the e2e tier, the demo and the benchmark: apply, delete,
+list and get Rolekeeper objects, read their Ready condition and events, wait for them."""
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import yaml
 
 from tests.harness.envtest import Cluster
+from tests.harness.util import until
 
-T = TypeVar("T")
+KINDS = "iamroles,iamusers"
 
 
-def apply(cluster: Cluster, namespace: str, *objects: dict[str, Any], check: bool = True) -> Any:
-    text = yaml.safe_dump_all([{**o, "metadata": {**o["metadata"], "namespace": namespace}}
-                               for o in objects])
-    return cluster.kubectl("apply", "-f", "-", input=text, check=check)
+def apply(cluster: Cluster, namespace: str, *objects: Mapping[str, Any], check: bool = True,
+          timeout: float = 60.0) -> Any:
+    """One `kubectl apply` of `objects` into `namespace`, in order (kubectl reports failures in
+    that order)."""
+    docs = [{**o, "metadata": {**o["metadata"], "namespace": namespace}} for o in objects]
+    return cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs), check=check,
+                           timeout=timeout)
+
+
+def apply_all(cluster: Cluster, namespace: str, objects: Iterable[Mapping[str, Any]],
+              check: bool = True) -> Any:
+    """`apply` for many objects at once, with a timeout that fits hundreds."""
+    return apply(cluster, namespace, *objects, check=check, timeout=180)
+
+
+def delete_all(cluster: Cluster, namespace: str, objects: Iterable[Mapping[str, Any]]) -> None:
+    """Request deletion without waiting for finalizers (the operator is what we are testing)."""
+    names = [f"{plural(o)}/{o['metadata']['name']}" for o in objects]
+    if names:
+        cluster.kubectl("delete", "-n", namespace, "--wait=false", "--ignore-not-found", *names,
+                        timeout=120)
+
+
+def plural(obj: Mapping[str, Any]) -> str:
+    return "iamroles" if obj["kind"] == "IAMRole" else "iamusers"
 
 
 def get(cluster: Cluster, namespace: str, kind: str, name: str) -> dict[str, Any]:
@@ -31,12 +53,28 @@ def exists(cluster: Cluster, namespace: str, kind: str, name: str) -> bool:
     return bool(done.stdout.strip())
 
 
-def ready(cluster: Cluster, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
-    """The Ready condition, or None before the operator wrote one."""
-    for condition in get(cluster, namespace, kind, name).get("status", {}).get("conditions", []):
+def list_objects(cluster: Cluster, namespace: str,
+                 kinds: str = KINDS) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every object of `kinds` (IAMRoles and IAMUsers) in a namespace by (plural, name), in one
+    kubectl call."""
+    out = cluster.kubectl("get", kinds, "-n", namespace, "-o", "json").stdout
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for item in json.loads(out)["items"]:
+        found[(plural(item), item["metadata"]["name"])] = item
+    return found
+
+
+def ready_condition(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """An object's Ready condition, or {} before the operator wrote one."""
+    for condition in obj.get("status", {}).get("conditions", []):
         if condition.get("type") == "Ready":
             return dict(condition)
-    return None
+    return {}
+
+
+def ready(cluster: Cluster, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
+    """The Ready condition, or None before the operator wrote one."""
+    return ready_condition(get(cluster, namespace, kind, name)) or None
 
 
 def wait_ready(cluster: Cluster, namespace: str, kind: str, name: str, timeout: int = 60) -> None:
@@ -58,15 +96,3 @@ def events(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
     out = cluster.kubectl("get", "events", "-n", namespace, "-o", "json",
                           f"--field-selector=involvedObject.name={name}").stdout
     return list(json.loads(out)["items"])
-
-
-def until(probe: Callable[[], T | None], timeout: float, what: str, every: float = 0.5) -> T:
-    """Poll `probe` until it returns something truthy; fail with `what` on timeout."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")

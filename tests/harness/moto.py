@@ -9,24 +9,18 @@ from __future__ import annotations
 import atexit
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.harness.util import Timeout, free_port, until
+
 ACCOUNT_ID = "123456789012"  # moto's default account
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -94,17 +88,22 @@ def start(
         )
     server = MotoServer(port, process, log_path)
     atexit.register(server.stop)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"moto server exited: {log_path.read_text()[-2000:]}")
         try:
             urllib.request.urlopen(f"{server.url}/moto-api/", timeout=2).read()
-            return server
+            return True
         except OSError:
-            time.sleep(0.2)
-    server.stop()
-    raise RuntimeError(f"moto server did not answer on {server.url} within 60 s")
+            return False
+
+    try:
+        until(answers, 60, "moto", every=0.2)
+    except Timeout:
+        server.stop()
+        raise RuntimeError(f"moto server did not answer on {server.url} within 60 s") from None
+    return server
 
 
 @contextmanager

@@ -7,12 +7,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from tests.harness.moto import free_port
+from tests.harness.util import Timeout, free_port, until
 
 ROLEKEEPER = [sys.executable, "-m", "controller.cli"]
 
@@ -59,17 +58,21 @@ class Operator:
         return self
 
     def wait_live(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
         url = f"http://127.0.0.1:{self.liveness_port}/healthz"
-        while time.monotonic() < deadline:
+
+        def live() -> bool:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"operator exited early:\n{self.log_tail()}")
             try:
                 urllib.request.urlopen(url, timeout=2).read()
-                return
+                return True
             except OSError:
-                time.sleep(0.2)
-        raise RuntimeError(f"operator not live after {timeout}s:\n{self.log_tail()}")
+                return False
+
+        try:
+            until(live, timeout, "the operator's /healthz", every=0.2)
+        except Timeout:
+            raise RuntimeError(f"operator not live after {timeout}s:\n{self.log_tail()}") from None
 
     def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 30.0) -> int | None:
         """Send `sig` to the process group and wait; SIGKILL if it does not exit in time."""

@@ -34,49 +34,30 @@ from controller.kinds.base import Desired, ObjectRef
 from controller.kinds.role import Role
 from controller.kinds.user import User
 from controller.settings import Limits
+from tests.helpers import EC2_TRUST, S3_READ, manifest
 
 parse = registry.parse
 parse_role = registry.get("IAMRole").parse
 parse_user = registry.get("IAMUser").parse
 
-TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "ec2.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
 READ_BUCKET = {
     "Version": "2012-10-17",
     "Statement": [
         {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::team-a-data/*"}
     ],
 }
-S3_READ_ONLY = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
 BOUNDARY = "arn:aws:iam::123456789012:policy/team-boundary"
 
 Parser = Callable[..., Desired]
 
 
 def role_obj(**spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "iam.rolekeeper.dev/v1alpha1",
-        "kind": "IAMRole",
-        "metadata": {"name": "web", "namespace": "team-a", "uid": "uid-1", "generation": 3},
-        "spec": {"assumeRolePolicy": TRUST, **spec},
-    }
+    return manifest("IAMRole", "web", {"assumeRolePolicy": EC2_TRUST, **spec}, uid="uid-1",
+                    generation=3)
 
 
 def user_obj(**spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "iam.rolekeeper.dev/v1alpha1",
-        "kind": "IAMUser",
-        "metadata": {"name": "ci", "namespace": "team-a", "uid": "uid-2", "generation": 5},
-        "spec": spec,
-    }
+    return manifest("IAMUser", "ci", spec, uid="uid-2", generation=5)
 
 
 def errors_of(parser: Parser, obj: dict[str, Any], limits: Limits | None = None) -> list[str]:
@@ -116,7 +97,7 @@ KINDS = [
 
 def test_role_defaults() -> None:
     desired = parse_role(role_obj())
-    assert desired.entity == Role(name="web", assume_role_policy=TRUST)
+    assert desired.entity == Role(name="web", assume_role_policy=EC2_TRUST)
     role = desired.entity
     assert (role.path, role.description, role.max_session_duration) == ("/", "", 3600)
     assert (role.managed_policies, role.inline_policies, role.tags) == (frozenset(), {}, {})
@@ -191,7 +172,7 @@ def test_full_role_spec_is_read_into_every_field() -> None:
             path="/apps/",
             description="Web tier",
             maxSessionDuration=7200,
-            managedPolicies=[S3_READ_ONLY],
+            managedPolicies=[S3_READ],
             inlinePolicies={"read-bucket": READ_BUCKET},
             permissionsBoundary=BOUNDARY,
             tags={"team": "a"},
@@ -199,11 +180,11 @@ def test_full_role_spec_is_read_into_every_field() -> None:
     )
     assert desired.entity == Role(
         name="team-a-web",
-        assume_role_policy=TRUST,
+        assume_role_policy=EC2_TRUST,
         path="/apps/",
         description="Web tier",
         max_session_duration=7200,
-        managed_policies=frozenset({S3_READ_ONLY}),
+        managed_policies=frozenset({S3_READ}),
         inline_policies={"read-bucket": READ_BUCKET},
         permissions_boundary=BOUNDARY,
         tags={"team": "a"},
@@ -215,7 +196,7 @@ def test_full_user_spec_is_read_into_every_field() -> None:
         user_obj(
             userName="team-a-ci",
             path="/ci/",
-            managedPolicies=[S3_READ_ONLY],
+            managedPolicies=[S3_READ],
             inlinePolicies={"read-bucket": READ_BUCKET},
             permissionsBoundary=BOUNDARY,
             groups=["deployers"],
@@ -225,7 +206,7 @@ def test_full_user_spec_is_read_into_every_field() -> None:
     assert desired.entity == User(
         name="team-a-ci",
         path="/ci/",
-        managed_policies=frozenset({S3_READ_ONLY}),
+        managed_policies=frozenset({S3_READ}),
         inline_policies={"read-bucket": READ_BUCKET},
         permissions_boundary=BOUNDARY,
         groups=frozenset({"deployers"}),
@@ -300,9 +281,9 @@ VALID_SHARED = [
         {"tags": {"awsome": "x"}}, "tags", {"awsome": "x"}, id="tag-key-aws-without-colon"
     ),
     pytest.param(
-        {"managedPolicies": [S3_READ_ONLY]},
+        {"managedPolicies": [S3_READ]},
         "managed_policies",
-        frozenset({S3_READ_ONLY}),
+        frozenset({S3_READ}),
         id="managed-aws",
     ),
     pytest.param(
@@ -548,7 +529,7 @@ INVALID_SHARED = [
         id="managed-bare-name",
     ),
     pytest.param(
-        {"managedPolicies": [S3_READ_ONLY, "arn:aws:iam::12345:policy/x"]},
+        {"managedPolicies": [S3_READ, "arn:aws:iam::12345:policy/x"]},
         f"spec.managedPolicies[1]: 'arn:aws:iam::12345:policy/x' is not a policy ARN {ARN_SHAPE}",
         id="managed-short-account-id",
     ),
@@ -564,8 +545,8 @@ INVALID_SHARED = [
         id="managed-other-service",
     ),
     pytest.param(
-        {"managedPolicies": [S3_READ_ONLY + "\n"]},
-        f"spec.managedPolicies[0]: {S3_READ_ONLY + chr(10)!r} is not a policy ARN {ARN_SHAPE}",
+        {"managedPolicies": [S3_READ + "\n"]},
+        f"spec.managedPolicies[0]: {S3_READ + chr(10)!r} is not a policy ARN {ARN_SHAPE}",
         id="managed-trailing-newline",
     ),
     pytest.param(
@@ -574,17 +555,17 @@ INVALID_SHARED = [
         id="managed-21",
     ),
     pytest.param(
-        {"managedPolicies": [S3_READ_ONLY, S3_READ_ONLY]},
-        f"spec.managedPolicies: {S3_READ_ONLY!r} is listed more than once",
+        {"managedPolicies": [S3_READ, S3_READ]},
+        f"spec.managedPolicies: {S3_READ!r} is listed more than once",
         id="managed-duplicate",
     ),
     pytest.param(
-        {"managedPolicies": S3_READ_ONLY},
+        {"managedPolicies": S3_READ},
         "spec.managedPolicies: must be a list of strings",
         id="managed-a-string",
     ),
     pytest.param(
-        {"managedPolicies": [{"arn": S3_READ_ONLY}]},
+        {"managedPolicies": [{"arn": S3_READ}]},
         "spec.managedPolicies: must be a list of strings",
         id="managed-list-of-objects",
     ),
@@ -701,7 +682,7 @@ INVALID_ROLE = [
         id="instance-profile-a-string",
     ),
     pytest.param(
-        {"assumeRolePolicy": json.dumps(TRUST)},
+        {"assumeRolePolicy": json.dumps(EC2_TRUST)},
         "spec.assumeRolePolicy: must be a policy document object, got str "
         "(write the document as YAML, not as a JSON string)",
         id="trust-a-json-string",
@@ -747,7 +728,7 @@ INVALID_USER = [
         {"groups": "deployers"}, "spec.groups: must be a list of strings", id="groups-a-string"
     ),
     pytest.param(
-        {"assumeRolePolicy": TRUST}, "spec.assumeRolePolicy: unknown field", id="trust-on-a-user"
+        {"assumeRolePolicy": EC2_TRUST}, "spec.assumeRolePolicy: unknown field", id="trust-on-a-user"
     ),
     pytest.param(
         {"maxSessionDuration": 3600},
@@ -794,31 +775,31 @@ def test_spec_error_text_joins_every_message() -> None:
 
 
 def test_trust_policy_at_the_limit_is_accepted() -> None:
-    trust = sized(TRUST, 2048)
+    trust = sized(EC2_TRUST, 2048)
     assert parse_role(role_obj(assumeRolePolicy=trust)).entity.assume_role_policy == trust
 
 
 def test_trust_policy_over_the_limit_is_an_error() -> None:
-    assert errors_of(parse_role, role_obj(assumeRolePolicy=sized(TRUST, 2049))) == [
+    assert errors_of(parse_role, role_obj(assumeRolePolicy=sized(EC2_TRUST, 2049))) == [
         "spec.assumeRolePolicy: 2049 characters exceeds the limit 2048 (whitespace not counted)"
     ]
 
 
 def test_trust_policy_limit_is_configurable() -> None:
     limits = Limits(trust_policy_size=4096)
-    trust = sized(TRUST, 4096)
+    trust = sized(EC2_TRUST, 4096)
     assert parse_role(role_obj(assumeRolePolicy=trust), limits).entity.assume_role_policy == trust
 
 
 def test_raised_trust_policy_limit_still_applies() -> None:
     limits = Limits(trust_policy_size=4096)
-    assert errors_of(parse_role, role_obj(assumeRolePolicy=sized(TRUST, 4097)), limits) == [
+    assert errors_of(parse_role, role_obj(assumeRolePolicy=sized(EC2_TRUST, 4097)), limits) == [
         "spec.assumeRolePolicy: 4097 characters exceeds the limit 4096 (whitespace not counted)"
     ]
 
 
 def test_whitespace_is_not_counted_toward_policy_size() -> None:
-    trust = sized(TRUST, 2048)
+    trust = sized(EC2_TRUST, 2048)
     assert len(json.dumps(trust, indent=2)) > 2048  # as a user would format it
     assert parse_role(role_obj(assumeRolePolicy=trust)).entity.assume_role_policy == trust
 
@@ -864,7 +845,7 @@ def test_managed_policy_count_limit_is_configurable() -> None:
 # --- policy grammar (the rules live in controller.policy; here: they are applied, per field) -----
 
 STATEMENT = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}
-TRUST_STATEMENT = TRUST["Statement"][0]
+TRUST_STATEMENT = EC2_TRUST["Statement"][0]
 
 GRAMMAR = [
     pytest.param(
@@ -942,7 +923,7 @@ def test_policy_grammar_is_checked_for_user_inline_policies() -> None:
 @pytest.mark.parametrize(
     "trust",
     [
-        pytest.param(TRUST, id="service"),
+        pytest.param(EC2_TRUST, id="service"),
         pytest.param(
             {"Statement": {**TRUST_STATEMENT, "Principal": {"AWS": "123456789012"}}},
             id="single-statement-bare-account",

@@ -37,7 +37,7 @@ from controller.kinds import registry
 from controller.kinds.base import Desired, ObjectRef
 from controller.kinds.role import Role
 from controller.kinds.user import Credentials, User
-from tests.helpers import plan
+from tests.helpers import ACCOUNT, EC2_TRUST, S3_READ, plan
 
 
 def plan_delete(observed: Role | User) -> tuple[Action, ...]:
@@ -60,7 +60,6 @@ def refusal_message(desired: Desired, observed: Role | User, verdict: Ownership)
     return engine_refusal(registry.of(desired), observed, verdict)
 
 
-ACCOUNT = "123456789012"
 ROLE = "team-a-web"
 USER = "team-a-ci"
 ROLE_REF = ObjectRef("IAMRole", "team-a", "web", "uid-1")
@@ -68,7 +67,6 @@ USER_REF = ObjectRef("IAMUser", "team-a", "ci", "uid-2")
 ROLE_OWNED = {OWNER_TAG: "team-a/web", UID_TAG: "uid-1"}
 USER_OWNED = {OWNER_TAG: "team-a/ci", UID_TAG: "uid-2"}
 
-S3_READ = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
 LOGS_READ = "arn:aws:iam::aws:policy/CloudWatchLogsReadOnlyAccess"
 BOUNDARY = f"arn:aws:iam::{ACCOUNT}:policy/team-boundary"
 OTHER_BOUNDARY = f"arn:aws:iam::{ACCOUNT}:policy/strict-boundary"
@@ -84,16 +82,7 @@ TRUST = {
         }
     ],
 }
-TRUST_FROM_AWS = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "ec2.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
+TRUST_FROM_AWS = EC2_TRUST
 LAMBDA_TRUST = {
     "Version": "2012-10-17",
     "Statement": [
