@@ -89,7 +89,7 @@ def iam_operations_in_controller() -> set[str]:
         return name if name in operations else by_method.get(name)
 
     found: set[str] = set()
-    for path in (REPO_ROOT / "controller").glob("*.py"):
+    for path in (REPO_ROOT / "controller").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             names: list[str] = []
             if isinstance(node, ast.Attribute):
