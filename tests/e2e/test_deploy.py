@@ -211,7 +211,7 @@ def test_kustomize_dry_run_is_accepted_by_the_api_server(crds: Cluster) -> None:
     assert applied == {
         "namespace", "serviceaccount", "clusterrole.rbac.authorization.k8s.io",
         "clusterrolebinding.rbac.authorization.k8s.io", "clusterkopfpeering.kopf.dev",
-        "deployment.apps", "service", "poddisruptionbudget.policy",
+        "deployment.apps", "service", "poddisruptionbudget.policy", "networkpolicy.networking.k8s.io",
     }, done.stdout
     # The namespace enforces the `restricted` Pod Security level: the pod template meets it.
     assert "violate PodSecurity" not in done.stderr, done.stderr
