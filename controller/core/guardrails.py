@@ -676,11 +676,12 @@ def _findings(g: Guardrail, c: _Context) -> Iterator[_Finding]:
         yield from _check_boundary(g, c)
     yield from _check_managed(g.managed_policies, c)
     yield from _check_actions(g.actions, c)
-    if c.view.kind == "IAMRole":
+    # What a view carries says which rules apply (only roles have a session and a trust policy).
+    if c.view.max_session_duration is not None:
         yield from _check_session(g.roles, c)
-        if g.roles.trust is not None and c.view.trust_policy is not None:
-            yield from _check_trust(g.roles.trust, c)
-    if c.view.kind == "IAMUser":
+    if g.roles.trust is not None and c.view.trust_policy is not None:
+        yield from _check_trust(g.roles.trust, c)
+    if c.info.section == "users":
         yield from _check_user(g.users, c)
     yield from _check_limits(g.limits, c)
 
@@ -690,7 +691,7 @@ def _listed(patterns: Iterable[str], namespace: str) -> str:
 
 
 def _check_kind(g: Guardrail, c: _Context) -> Iterator[_Finding]:
-    if c.view.kind == "IAMUser" and not g.users.allowed:
+    if c.info.section == "users" and not g.users.allowed:
         yield _Finding(
             Rule.USERS_ALLOWED, "kind",
             "IAMUser is not allowed in this namespace; use an IAMRole (e.g. with IRSA) instead",
