@@ -68,8 +68,10 @@ class Limits:
     """Characters of all inline policies of a role together."""
     user_inline_total: int = 2048
     """Characters of all inline policies of a user together."""
-    managed_policy_count: int = 20
-    """Managed policies per role or user (10 by default in AWS; 20 is the raised hard limit)."""
+    managed_policy_count: int = 10
+    """Managed policies per role or user: the account's quota (AWS's default is 10; raise it to
+    at most 20 with `--managed-policy-quota` once AWS has raised the account's quota). Checked
+    before anything is created, so a role never exists with only part of its policies."""
     tag_count: int = 50
     """Tags per role or user, Rolekeeper's two ownership tags included."""
 

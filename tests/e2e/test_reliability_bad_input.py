@@ -1,6 +1,6 @@
 """Reliability under bad input: the hostile-object catalogue (tests/e2e/badinput.py) applied at once.
 
-Covers, for every case of the catalogue (58: invalid names, wrong types, huge policies, Principal
+Covers, for every case of the catalogue (59: invalid names, wrong types, huge policies, Principal
 in an identity policy, NotPrincipal with Allow, unknown fields, characters outside IAM's ranges,
 51 tags, aws: and forged ownership tag keys, duplicated and non-existent policy ARNs, trust
 naming a non-existent role, JSON strings where objects belong, names of hand-made entities …):

@@ -305,10 +305,10 @@ VALID_SHARED = [
         id="managed-govcloud-partition",
     ),
     pytest.param(
-        {"managedPolicies": [f"arn:aws:iam::123456789012:policy/p{i}" for i in range(20)]},
+        {"managedPolicies": [f"arn:aws:iam::123456789012:policy/p{i}" for i in range(10)]},
         "managed_policies",
-        frozenset(f"arn:aws:iam::123456789012:policy/p{i}" for i in range(20)),
-        id="managed-20",
+        frozenset(f"arn:aws:iam::123456789012:policy/p{i}" for i in range(10)),
+        id="managed-10",
     ),
     pytest.param(
         {"permissionsBoundary": BOUNDARY}, "permissions_boundary", BOUNDARY, id="boundary"
@@ -551,7 +551,7 @@ INVALID_SHARED = [
     ),
     pytest.param(
         {"managedPolicies": TWENTY_ONE_ARNS},
-        "spec.managedPolicies: 21 policies exceeds the limit 20",
+        "spec.managedPolicies: 21 policies exceeds the limit 10",
         id="managed-21",
     ),
     pytest.param(
@@ -835,11 +835,17 @@ def test_inline_policies_at_the_total_limit_are_accepted(
     assert parser(make(inlinePolicies=docs)).entity.inline_policies == docs
 
 
-def test_managed_policy_count_limit_is_configurable() -> None:
+def test_managed_policy_quota_defaults_to_awss_default_of_10() -> None:
     arns = [f"arn:aws:iam::123456789012:policy/p{i}" for i in range(11)]
-    assert errors_of(
-        parse_role, role_obj(managedPolicies=arns), Limits(managed_policy_count=10)
-    ) == ["spec.managedPolicies: 11 policies exceeds the limit 10"]
+    assert errors_of(parse_role, role_obj(managedPolicies=arns)) == [
+        "spec.managedPolicies: 11 policies exceeds the limit 10"
+    ]
+
+
+def test_managed_policy_quota_is_configurable_up_to_the_hard_limit() -> None:
+    arns = [f"arn:aws:iam::123456789012:policy/p{i}" for i in range(20)]
+    desired = parse_role(role_obj(managedPolicies=arns), Limits(managed_policy_count=20))
+    assert len(desired.entity.managed_policies) == 20
 
 
 # --- policy grammar (the rules live in controller.policy; here: they are applied, per field) -----
