@@ -13,7 +13,10 @@ from typing import Any
 
 OWNER_TAG = "rolekeeper.dev/owner"
 UID_TAG = "rolekeeper.dev/uid"
-OWNERSHIP_TAGS = (OWNER_TAG, UID_TAG)
+# Which cluster's Rolekeeper owns the entity: two clusters pointed at one account, each with an
+# object of the same namespace/name, must not both own (and rewrite) one role.
+CLUSTER_TAG = "rolekeeper.dev/cluster"
+OWNERSHIP_TAGS = (OWNER_TAG, UID_TAG, CLUSTER_TAG)
 RESERVED_TAG_PREFIX = "rolekeeper.dev/"
 READ_PREFIXES = ("Get", "List")
 
@@ -43,7 +46,7 @@ class Ownership(enum.Enum):
     OWNED = "owned"  # carries this object's owner tag
     ADOPT = "adopt"  # untagged, and the spec says adopt: true
     REFUSED = "refused"  # untagged and adopt is not set: hands off
-    CONFLICT = "conflict"  # tagged as owned by another object
+    CONFLICT = "conflict"  # tagged as owned by another object, or by another cluster
 
     @property
     def allowed(self) -> bool:
@@ -58,13 +61,22 @@ def claim(tags: Mapping[str, str]) -> tuple[str, str] | None:
     return owner, tags.get(UID_TAG, "")
 
 
-def ownership(owner: str, adopt: bool, observed_tags: Mapping[str, str] | None) -> Ownership:
+def ownership(
+    owner: str, adopt: bool, observed_tags: Mapping[str, str] | None, cluster: str = ""
+) -> Ownership:
     """Decide from the observed tags (None: the entity is absent). The same namespace/name keeps
     ownership across a new uid (an object restored from backup is the same Git object); any
-    other owner is a conflict."""
+    other owner is a conflict, and so is the same owner in another cluster. An entity tagged
+    before clusters were recorded (no cluster tag) stays its owner's and gets the tag.
+    `cluster` "" (a tool that knows no cluster) accepts any cluster tag."""
     if observed_tags is None:
         return Ownership.ABSENT
     found = claim(observed_tags)
     if found is None:
         return Ownership.ADOPT if adopt else Ownership.REFUSED
-    return Ownership.OWNED if found[0] == owner else Ownership.CONFLICT
+    if found[0] != owner:
+        return Ownership.CONFLICT
+    tagged = observed_tags.get(CLUSTER_TAG)
+    if cluster and tagged and tagged != cluster:
+        return Ownership.CONFLICT
+    return Ownership.OWNED

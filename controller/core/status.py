@@ -25,6 +25,8 @@ class Reason(enum.StrEnum):
     CONFLICT = "Conflict"
     AWS_ERROR = "AWSError"
     THROTTLED = "Throttled"
+    GUARDRAIL_VIOLATION = "GuardrailViolation"
+    DEPENDENCY_NOT_READY = "DependencyNotReady"
     DELETING = "Deleting"
 
 

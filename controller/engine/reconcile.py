@@ -29,10 +29,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from controller.aws.clients import Clients
-from controller.core.actions import Action, Ownership, claim, ownership
+from controller.core.actions import CLUSTER_TAG, Action, Ownership, claim, ownership
 from controller.core.errors import DeleteConflict, RetryableError, SpecError, TerminalError
 from controller.core.status import Reason, Verdict
-from controller.engine import apply
+from controller.engine import apply, references
+from controller.engine.gate import Gate
+from controller.engine.references import KnownToExist
 from controller.kinds import registry
 from controller.kinds.base import Desired, Entity, Kind
 
@@ -41,6 +43,8 @@ log = logging.getLogger(__name__)
 OnApplied = Callable[[Action], None]
 # Manifests from Git carry no metadata.uid: Kubernetes assigns it when the object is created.
 UID_PLACEHOLDER = "<metadata.uid>"
+# ... and a plan made without --cluster-id does not know the cluster that will create it.
+CLUSTER_PLACEHOLDER = "<cluster-id>"
 
 
 class Verb(enum.StrEnum):
@@ -49,7 +53,8 @@ class Verb(enum.StrEnum):
     CREATE = "create"
     UPDATE = "update"
     NOOP = "noop"
-    CONFLICT = "conflict"  # owned by another object
+    DENIED = "denied"  # a guardrail forbids what the spec asks for
+    CONFLICT = "conflict"  # owned by another object (or by another cluster)
     REFUSED = "refused"  # exists, not ours, and adoption was not asked for
     INVALID = "invalid"  # the spec asks for something that cannot be done
 
@@ -63,6 +68,7 @@ class Decision:
     errors: tuple[str, ...] = ()  # why nothing may be done (conflict, refused, invalid)
     notes: tuple[str, ...] = ()  # what a reviewer must know to trust the calls (adoption)
     ownership: Ownership | None = None
+    warnings: tuple[str, ...] = ()  # guardrails in `warn` enforcement that this object breaks
 
     @property
     def allowed(self) -> bool:
@@ -80,29 +86,39 @@ def decide(
     *,
     partition: str = "aws",
     known_arn: str = "",
+    gate: Gate | None = None,
 ) -> Decision:
     """The calls that make AWS match `desired`, or why none may be made.
 
     `observed` is what AWS holds under the desired name (None: nothing). `known_arn` is the ARN
     the object already manages (its status, or for a plan the snapshot's owned entity): a spec
-    naming a different entity is refused, never a silent delete and re-create.
+    naming a different entity is refused, never a silent delete and re-create. `gate` holds
+    the guardrails (None: none are judged — only tests and tools that enforce nothing).
     """
-    renamed = renamed_message(kind, desired, known_arn)
-    if renamed:
-        return Decision(Verb.INVALID, errors=(renamed,))
-    verdict = ownership(
-        desired.ref.owner, desired.adopt, None if observed is None else observed.tags
-    )
+    refused = refuse_early(kind, desired, known_arn=known_arn, gate=gate)
+    if refused is not None and refused.verb is not Verb.NOOP:
+        return refused
+    warnings = refused.warnings if refused is not None else ()
+    tags = None if observed is None else observed.tags
+    verdict = ownership(desired.ref.owner, desired.adopt, tags, desired.ref.cluster)
     if not verdict.allowed:
         assert observed is not None
         verb = Verb.CONFLICT if verdict is Ownership.CONFLICT else Verb.REFUSED
-        message = refusal_message(kind, observed, verdict)
-        return Decision(verb, errors=(message,), ownership=verdict)
-    desired = _with_uid(desired, observed)
+        message = refusal_message(kind, observed, verdict, desired.ref.owner)
+        return Decision(verb, errors=(message,), ownership=verdict, warnings=warnings)
+    if verdict is Ownership.ADOPT and gate is not None and gate.protects(_present(observed)):
+        message = (
+            f"IAM {kind.noun} {desired.aws_name!r} is the identity Rolekeeper itself runs as; "
+            "it is never adopted"
+        )
+        return Decision(Verb.REFUSED, errors=(message,), ownership=verdict, warnings=warnings)
+    desired = _with_identity(desired, observed)
     try:
         calls = kind.plan(desired, observed, partition)
     except SpecError as exc:
-        return Decision(Verb.INVALID, errors=tuple(exc.errors), ownership=verdict)
+        return Decision(
+            Verb.INVALID, errors=tuple(exc.errors), ownership=verdict, warnings=warnings
+        )
     notes: tuple[str, ...] = ()
     if verdict is Ownership.ADOPT:
         notes = (
@@ -110,7 +126,29 @@ def decide(
             "(spec.adopt: true): its settings are replaced by this spec",
         )
     verb = Verb.CREATE if observed is None else Verb.UPDATE if calls else Verb.NOOP
-    return Decision(verb, calls=calls, notes=notes, ownership=verdict)
+    return Decision(verb, calls=calls, notes=notes, ownership=verdict, warnings=warnings)
+
+
+def refuse_early(
+    kind: Kind, desired: Desired, *, known_arn: str = "", gate: Gate | None = None
+) -> Decision | None:
+    """What is decided without looking at AWS: a rename, or a guardrail's denial. A NOOP
+    decision carries only the guardrail warnings; None: nothing to say."""
+    renamed = renamed_message(kind, desired, known_arn)
+    if renamed:
+        return Decision(Verb.INVALID, errors=(renamed,))
+    if gate is None:
+        return None
+    judged = gate.judge(kind, desired)
+    if judged.denied:
+        errors = tuple(v.message for v in judged.denied)
+        return Decision(Verb.DENIED, errors=errors, warnings=judged.warnings)
+    return Decision(Verb.NOOP, warnings=judged.warnings) if judged.warnings else None
+
+
+def _present(observed: Entity | None) -> Entity:
+    assert observed is not None, "only an existing entity is adopted"
+    return observed
 
 
 def renamed_message(kind: Kind, desired: Desired, known_arn: str) -> str:
@@ -126,11 +164,18 @@ def renamed_message(kind: Kind, desired: Desired, known_arn: str) -> str:
     )
 
 
-def refusal_message(kind: Kind, observed: Entity, verdict: Ownership) -> str:
+def refusal_message(kind: Kind, observed: Entity, verdict: Ownership, owner: str = "") -> str:
     """The words a user sees when Rolekeeper will not touch an existing entity."""
     if verdict is Ownership.CONFLICT:
         found = claim(observed.tags)
         other = found[0] if found else "?"
+        if other == owner:
+            cluster = observed.tags.get(CLUSTER_TAG, "?")
+            return (
+                f"IAM {kind.noun} {observed.name!r} is managed by {other} in another cluster "
+                f"({CLUSTER_TAG}={cluster}); Rolekeeper never takes over another cluster's "
+                f"entity: choose another spec.{kind.name_field}, or delete the object there"
+            )
         return (
             f"IAM {kind.noun} {observed.name!r} is already managed by {other}; "
             f"two objects cannot own one AWS name: choose another spec.{kind.name_field}"
@@ -141,14 +186,19 @@ def refusal_message(kind: Kind, observed: Entity, verdict: Ownership) -> str:
     )
 
 
-def _with_uid(desired: Desired, observed: Entity | None) -> Desired:
-    """Fill in the uid a manifest from Git lacks: an owned entity's recorded uid (the object in
-    the cluster is the one that created it), else a placeholder for the uid-to-be."""
-    if desired.ref.uid:
+def _with_identity(desired: Desired, observed: Entity | None) -> Desired:
+    """Fill in what a manifest from Git lacks (only `plan` sees those): the uid and cluster an
+    owned entity records (the object in the cluster is the one that created it), else
+    placeholders for the values-to-be."""
+    ref = desired.ref
+    if ref.uid and ref.cluster:
         return desired
     found = claim(observed.tags) if observed is not None else None
-    uid = found[1] if found is not None and found[0] == desired.ref.owner else UID_PLACEHOLDER
-    return replace(desired, ref=replace(desired.ref, uid=uid))
+    owned = found is not None and found[0] == ref.owner
+    tags = observed.tags if observed is not None and owned else {}
+    uid = ref.uid or (found[1] if found is not None and owned else UID_PLACEHOLDER)
+    cluster = ref.cluster or tags.get(CLUSTER_TAG, "" if ref.uid else CLUSTER_PLACEHOLDER)
+    return replace(desired, ref=replace(ref, uid=uid, cluster=cluster))
 
 
 def observe_and_decide(
@@ -160,18 +210,24 @@ def observe_and_decide(
     hinted: bool = False,
     partition: str = "aws",
     known_arn: str = "",
+    gate: Gate | None = None,
 ) -> tuple[Decision, Entity | None]:
     """Decide from a snapshot's `hint` when it needs no call (hinted=True; None = absent there),
     else from a fresh `read()` (the snapshot may be stale: a stale one can cost a read, never a
     wrong write). Without `read` (an offline plan) the hint is the answer."""
-    if renamed_message(kind, desired, known_arn):  # refused whatever AWS holds: read nothing
-        return decide(kind, desired, hint, known_arn=known_arn), hint
+    early = refuse_early(kind, desired, known_arn=known_arn, gate=gate)
+    if early is not None and early.verb is not Verb.NOOP:  # whatever AWS holds: read nothing
+        return early, hint
+
+    def on(observed: Entity | None) -> Decision:
+        return decide(kind, desired, observed, partition=partition, known_arn=known_arn, gate=gate)
+
     if hinted:
-        decision = decide(kind, desired, hint, partition=partition, known_arn=known_arn)
+        decision = on(hint)
         if decision.verb is Verb.NOOP or read is None:
             return decision, hint
     observed = read() if read is not None else None
-    return decide(kind, desired, observed, partition=partition, known_arn=known_arn), observed
+    return on(observed), observed
 
 
 # --- the operator's loop ----------------------------------------------------------------------
@@ -186,6 +242,7 @@ class Outcome:
     up_to_date: bool
     applied: tuple[Action, ...] = ()
     drift: tuple[str, ...] = ()  # what differed from the spec before applying, in words
+    warnings: tuple[str, ...] = ()  # guardrails in `warn` enforcement this object breaks
 
     @property
     def ready(self) -> bool:
@@ -200,6 +257,8 @@ def reconcile(
     known_arn: str = "",
     likely_absent: bool = False,
     on_applied: OnApplied | None = None,
+    gate: Gate | None = None,
+    known: KnownToExist | None = None,
 ) -> Outcome:
     """Make AWS match `desired`.
 
@@ -209,14 +268,18 @@ def reconcile(
     `likely_absent` (a new object that never created anything) skips the read before the
     create: CreateRole/CreateUser itself refuses an existing name, and only then is the entity
     read and ownership decided as usual — the same safety, one call less per create.
+    `gate` holds the guardrails; `known` remembers references already seen to exist.
     """
     kind = registry.of(desired)
+    known = known if known is not None else KnownToExist()
     hinted = observed is not None
     if likely_absent and not hinted:
-        decision = decide(kind, desired, None, partition=clients.partition, known_arn=known_arn)
+        decision = decide(
+            kind, desired, None, partition=clients.partition, known_arn=known_arn, gate=gate
+        )
         if decision.verb is Verb.CREATE:
             try:
-                return _execute(clients, kind, desired, None, decision.calls, on_applied)
+                return _write(clients, kind, desired, None, decision, on_applied, known)
             except RetryableError as exc:
                 if exc.code != "EntityAlreadyExists" or exc.applied:
                     raise
@@ -234,20 +297,20 @@ def reconcile(
             hinted=hinted,
             partition=clients.partition,
             known_arn=known_arn,
+            gate=gate,
         )
     except TerminalError as exc:  # e.g. AccessDenied on the read: say so; transient propagate
         return Outcome(
             Verdict(False, Reason.AWS_ERROR, exc.explain()), exists=False, up_to_date=False
         )
-    if decision.verb is Verb.INVALID:
-        return Outcome(
-            Verdict(False, Reason.INVALID_SPEC, decision.message),
-            exists=observed is not None or bool(known_arn),
-            up_to_date=False,
-        )
+    exists = observed is not None or bool(known_arn)
     if not decision.allowed:
+        reason = REFUSAL_REASONS[decision.verb]
         return Outcome(
-            Verdict(False, Reason.CONFLICT, decision.message), exists=True, up_to_date=False
+            Verdict(False, reason, decision.message),
+            exists=exists if decision.verb is not Verb.CONFLICT else True,
+            up_to_date=False,
+            warnings=decision.warnings,
         )
     if decision.verb is Verb.NOOP:
         assert observed is not None
@@ -255,9 +318,46 @@ def reconcile(
             Verdict(True, Reason.SYNCED, _synced_message(kind), *_ids(observed)),
             exists=True,
             up_to_date=True,
+            warnings=decision.warnings,
         )
+    return _write(clients, kind, desired, observed, decision, on_applied, known)
+
+
+REFUSAL_REASONS = {
+    Verb.INVALID: Reason.INVALID_SPEC,
+    Verb.DENIED: Reason.GUARDRAIL_VIOLATION,
+    Verb.CONFLICT: Reason.CONFLICT,
+    Verb.REFUSED: Reason.CONFLICT,
+}
+
+
+def _write(
+    clients: Clients,
+    kind: Kind,
+    desired: Desired,
+    observed: Entity | None,
+    decision: Decision,
+    on_applied: OnApplied | None,
+    known: KnownToExist,
+) -> Outcome:
+    """Check what the calls reference, then execute them (nothing when a reference is missing)."""
     calls = kind.refine(clients.iam, desired, decision.calls)
-    return _execute(clients, kind, desired, observed, calls, on_applied)
+    absent = references.missing(clients.iam, calls, known)
+    if absent:
+        nothing = "nothing was created" if observed is None else "nothing was changed"
+        return Outcome(
+            Verdict(
+                False,
+                Reason.DEPENDENCY_NOT_READY,
+                f"{'; '.join(absent)}: {nothing}; create it or fix the spec",
+                *_ids(observed),
+            ),
+            exists=observed is not None,
+            up_to_date=False,
+            warnings=decision.warnings,
+        )
+    outcome = _execute(clients, kind, desired, observed, calls, on_applied)
+    return replace(outcome, warnings=decision.warnings)
 
 
 def _execute(
@@ -321,7 +421,7 @@ def finalize(clients: Clients, desired: Desired, on_applied: OnApplied | None = 
             orphans = kind.cleanup_orphans(clients.iam, desired, None)
             apply.execute(clients.iam, kind, orphans, record)
             return _gone(kind, desired, applied)
-        verdict = ownership(desired.ref.owner, desired.adopt, observed.tags)
+        verdict = ownership(desired.ref.owner, desired.adopt, observed.tags, desired.ref.cluster)
         if verdict is not Ownership.OWNED:
             log.info(
                 "%s: leaving %s %s in AWS: not owned by this object",

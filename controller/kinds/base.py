@@ -11,12 +11,13 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from controller.aws import calls
 from controller.core import policy
 from controller.core.actions import (
+    CLUSTER_TAG,
     OWNER_TAG,
     OWNERSHIP_TAGS,
     RESERVED_TAG_PREFIX,
@@ -59,13 +60,17 @@ class ObjectRef:
     namespace: str
     name: str
     uid: str
+    cluster: str = ""  # the operator's cluster identity ("" where none is known)
 
     @property
     def owner(self) -> str:
         return f"{self.namespace}/{self.name}"
 
     def ownership_tags(self) -> dict[str, str]:
-        return {OWNER_TAG: self.owner, UID_TAG: self.uid}
+        tags = {OWNER_TAG: self.owner, UID_TAG: self.uid}
+        if self.cluster:
+            tags[CLUSTER_TAG] = self.cluster
+        return tags
 
 
 class Entity(Protocol):
@@ -100,6 +105,10 @@ class Desired:
     def tags(self) -> dict[str, str]:
         """The full tag set AWS should hold: the spec's tags plus our ownership tags."""
         return {**self.entity.tags, **self.ref.ownership_tags()}
+
+    def in_cluster(self, cluster: str) -> Desired:
+        """The same object as the operator of cluster `cluster` manages it."""
+        return replace(self, ref=replace(self.ref, cluster=cluster))
 
 
 class Kind(Protocol):
@@ -138,6 +147,7 @@ class Kind(Protocol):
     ) -> tuple[Action, ...]: ...
     def tolerate(self, iam: IAMClient, action: Action, error: AWSError) -> bool: ...
     def offline_notes(self, entity: Entity | None, actions: tuple[Action, ...]) -> list[str]: ...
+    def to_manifest(self, entity: Entity, namespace: str, name: str) -> dict[str, Any]: ...
 
 
 # --- object parsing: shared by every kind ----------------------------------------------------
@@ -565,3 +575,52 @@ def entity_json(entity: Entity) -> dict[str, Any]:
         elif key != "credentials":
             data[key] = value
     return data
+
+
+# --- import: an observed entity as the object a person would write ----------------------------
+
+
+def policies_spec(
+    boundary: str | None,
+    managed: Iterable[str],
+    inline: Mapping[str, Mapping[str, Any]],
+) -> dict[str, Any]:
+    """spec.permissionsBoundary, managedPolicies (sorted) and inlinePolicies (canonical
+    documents, by name) of an observed role or user, each only when set."""
+    spec: dict[str, Any] = {}
+    if boundary:
+        spec["permissionsBoundary"] = boundary
+    if arns := sorted(managed):
+        spec["managedPolicies"] = arns
+    if inline:
+        spec["inlinePolicies"] = {k: policy.canonical(inline[k]) for k in sorted(inline)}
+    return spec
+
+
+def importable_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """The tags a spec may declare: AWS's own (aws:) and ours (rolekeeper.dev/) left out."""
+    return {
+        k: tags[k] for k in sorted(tags) if not k.lower().startswith(("aws:", RESERVED_TAG_PREFIX))
+    }
+
+
+def manifest(
+    kind: str, namespace: str, name: str, spec: Mapping[str, Any], observed: Entity
+) -> dict[str, Any]:
+    """`rolekeeper import`'s object for an observed entity: the kind's `spec` fields (in the
+    examples' order), then its tags, `managementPolicy: Observe`, and `adopt: true` unless the
+    entity already carries this object's owner tag (Manage must adopt an untagged entity)."""
+    from controller.kinds.registry import API_VERSION  # noqa: PLC0415  (it imports every kind)
+
+    full = dict(spec)
+    if tags := importable_tags(observed.tags):
+        full["tags"] = tags
+    full["managementPolicy"] = "Observe"
+    if observed.tags.get(OWNER_TAG) != f"{namespace}/{name}":
+        full["adopt"] = True
+    return {
+        "apiVersion": API_VERSION,
+        "kind": kind,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": full,
+    }

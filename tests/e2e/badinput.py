@@ -227,8 +227,8 @@ CASES: tuple[Case, ...] = (
     Case("user-inline-over-2048", "IAMUser inline policies over IAM's 2,048 characters",
          "InvalidSpec", "exceeds the limit 2048",
          {"inlinePolicies": {"a": _big_identity(20)}}, kind="IAMUser"),
-    Case("forty-nine-tags", "49 tags (IAM allows 50; Rolekeeper needs 2 for ownership)",
-         "InvalidSpec", "exceeds the limit 48", {"tags": {f"k{i}": "v" for i in range(49)}}),
+    Case("forty-eight-tags", "48 tags (IAM allows 50; Rolekeeper needs 3 for ownership)",
+         "InvalidSpec", "exceeds the limit 47", {"tags": {f"k{i}": "v" for i in range(48)}}),
     Case("tag-keys-differ-by-case", "tags `Team` and `team` (IAM ignores key case)",
          "InvalidSpec", "(IAM ignores case)", {"tags": {"Team": "a", "team": "b"}}),
     # --- names that belong to someone else ---------------------------------------------------

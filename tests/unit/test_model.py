@@ -4,7 +4,7 @@ Covers:
 - defaults: roleName/userName from metadata.name, path "/", empty description, session 3600,
   no policies/boundary/tags/groups/instance profile, deletionPolicy Delete, adopt false; the
   ObjectRef and generation from metadata; `parse` dispatching on kind;
-- Desired.tags(): the spec's tags plus the two ownership tags;
+- Desired.tags(): the spec's tags plus the ownership tags (owner, uid, and cluster when known);
 - every validation rule of issue 2 item 3, each with valid and invalid values, for roles and
   (where both kinds have the field) users: names (pattern, 64), paths (pattern, 512),
   maxSessionDuration (3600..43200), description (1000, charset), tags (50 incl. ours, key 128,
@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from controller.core import policy
-from controller.core.actions import OWNER_TAG, UID_TAG
+from controller.core.actions import CLUSTER_TAG, OWNER_TAG, UID_TAG
 from controller.core.errors import SpecError
 from controller.kinds import registry
 from controller.kinds.base import Desired, ObjectRef
@@ -246,6 +246,9 @@ def test_desired_tags_add_ownership_tags_to_spec_tags(
 ) -> None:
     desired = parser(make(tags={"team": "a"}))
     assert desired.tags() == {"team": "a", OWNER_TAG: owner, UID_TAG: uid}
+    assert desired.in_cluster("c-1").tags() == {
+        "team": "a", OWNER_TAG: owner, UID_TAG: uid, CLUSTER_TAG: "c-1"
+    }
 
 
 def test_ownership_tags_are_not_part_of_the_entity_tags() -> None:
@@ -260,10 +263,10 @@ VALID_SHARED = [
     pytest.param({"path": "/!~/"}, "path", "/!~/", id="path-printable-ascii"),
     pytest.param({"path": "/" + "p" * 510 + "/"}, "path", "/" + "p" * 510 + "/", id="path-512"),
     pytest.param(
-        {"tags": {f"k{i}": "v" for i in range(48)}},
+        {"tags": {f"k{i}": "v" for i in range(47)}},
         "tags",
-        {f"k{i}": "v" for i in range(48)},
-        id="tags-48-plus-2-ownership",
+        {f"k{i}": "v" for i in range(47)},
+        id="tags-47-plus-3-ownership",
     ),
     pytest.param({"tags": {"k" * 128: "v"}}, "tags", {"k" * 128: "v"}, id="tag-key-128"),
     pytest.param({"tags": {"k": "v" * 256}}, "tags", {"k": "v" * 256}, id="tag-value-256"),
@@ -443,7 +446,7 @@ PATH_RULE = (
 TAG_RULE = "may only contain letters, digits, spaces and _.:/=+-@"
 ARN_SHAPE = "(arn:aws:iam::<account id or aws>:policy/<name>)"
 POLICY_NAME_RULE = "policy name must be 1-128 ASCII letters, digits and +=,.@_-"
-FORTY_NINE_TAGS = {f"k{i}": "v" for i in range(49)}
+FORTY_EIGHT_TAGS = {f"k{i}": "v" for i in range(48)}
 TWENTY_ONE_ARNS = [f"arn:aws:iam::123456789012:policy/p{i}" for i in range(21)]
 
 INVALID_SHARED = [
@@ -459,9 +462,9 @@ INVALID_SHARED = [
     ),
     pytest.param({"path": 5}, "spec.path: must be a string, got int", id="path-not-a-string"),
     pytest.param(
-        {"tags": FORTY_NINE_TAGS},
-        "spec.tags: 49 tags exceeds the limit 48 (IAM allows 50; Rolekeeper uses 2 for ownership)",
-        id="tags-49-plus-2-ownership",
+        {"tags": FORTY_EIGHT_TAGS},
+        "spec.tags: 48 tags exceeds the limit 47 (IAM allows 50; Rolekeeper uses 3 for ownership)",
+        id="tags-48-plus-3-ownership",
     ),
     pytest.param(
         {"tags": {"k" * 129: "v"}},

@@ -1,0 +1,76 @@
+"""Nothing half-made: check that what a decision attaches exists before anything is written.
+
+A role created with part of its permissions (the policy ARN had a typo, the group was never
+made) is worse than no role: the workload starts, then fails in ways nobody connects to the
+spec. So every managed policy, boundary and group a decision's calls add is looked up first;
+one missing reference and nothing is written. What exists is remembered for a while (AWS managed
+policies almost never go away), so a thousand roles attaching one policy cost one lookup.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from controller.aws import calls as aws_calls
+from controller.core.actions import Action
+
+# Parameters that name something a call attaches, and how to look it up.
+LOOKUPS: dict[str, tuple[str, str, Callable[[Any, str], Any]]] = {
+    "PolicyArn": ("policy", "GetPolicy", lambda c, v: c.get_policy(PolicyArn=v)),
+    "PermissionsBoundary": ("policy", "GetPolicy", lambda c, v: c.get_policy(PolicyArn=v)),
+    "GroupName": ("group", "GetGroup", lambda c, v: c.get_group(GroupName=v, MaxItems=1)),
+}
+ADDING = ("Create", "Attach", "Put", "Add")
+
+
+@dataclass
+class KnownToExist:
+    """References seen to exist, remembered for `ttl` seconds (shared by all reconciles)."""
+
+    ttl: float = 300.0
+    clock: Callable[[], float] = time.monotonic
+    _seen: dict[tuple[str, str], float] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fresh(self, key: tuple[str, str]) -> bool:
+        with self._lock:
+            seen = self._seen.get(key)
+            return seen is not None and self.clock() - seen < self.ttl
+
+    def remember(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._seen[key] = self.clock()
+
+
+def referenced(actions: Iterable[Action]) -> list[tuple[str, str]]:
+    """(kind of reference, its name or ARN) for everything the calls attach, in order."""
+    found: list[tuple[str, str]] = []
+    for action in actions:
+        if not action.api.startswith(ADDING):
+            continue
+        for param, (what, _, _) in LOOKUPS.items():
+            value = action.params.get(param)
+            if isinstance(value, str) and (what, value) not in found:
+                found.append((what, value))
+    return found
+
+
+def missing(client: Any, actions: Iterable[Action], known: KnownToExist) -> list[str]:
+    """What the calls attach that AWS does not have, in words ([] when all exist)."""
+    absent = []
+    for what, value in referenced(actions):
+        key = (what, value)
+        if known.fresh(key):
+            continue
+        param = "GroupName" if what == "group" else "PolicyArn"
+        _, operation, lookup = LOOKUPS[param]
+        if aws_calls.get_or_none(operation, partial(lookup, client, value)) is None:
+            absent.append(f"{what} {value} does not exist")
+        else:
+            known.remember(key)
+    return absent
