@@ -100,6 +100,10 @@ class Settings:
     kopf: KopfSettings = field(default_factory=KopfSettings)
     limits: Limits = DEFAULT_LIMITS
     endpoints: EndpointSettings = field(default_factory=EndpointSettings)
+    cluster_id: str = ""
+    """This cluster's identity in ownership tags (rolekeeper.dev/cluster). "" takes the uid of
+    the kube-system namespace: stable for the cluster's life, different in any other cluster.
+    Set it explicitly to keep ownership across a restore into a new cluster (docs/design.md)."""
 
 
 DEFAULTS = Settings()

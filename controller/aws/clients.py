@@ -66,6 +66,7 @@ class Clients:
     account_id: str
     partition: str
     counter: CallCounter
+    caller_arn: str = ""  # who Rolekeeper is in AWS (sts:GetCallerIdentity)
 
 
 def client_config(settings: AWSSettings = DEFAULTS.aws) -> Config:
@@ -103,6 +104,7 @@ def connect(
         account_id=identity["Account"],
         partition=arn.split(":")[1] if arn.startswith("arn:") else "aws",
         counter=counter,
+        caller_arn=arn,
     )
 
 

@@ -28,10 +28,20 @@ class Gate:
     # The operator's own AWS identity as ARN resource parts ("role/Name", "user/Name"): never
     # adopted, whatever a guardrail says (a tenant must not take over the operator itself).
     operator: frozenset[str] = frozenset()
+    # Guardrails that exist but cannot be read: the operator fails closed (denies every write)
+    # rather than run without rules a platform team believes are in force.
+    broken: tuple[str, ...] = ()
 
     def judge(self, kind: Kind, desired: Desired) -> Evaluation:
         """The guardrail verdict on what `desired` asks for (adoption included)."""
         view = kind.view(desired)
+        if self.broken:
+            return Evaluation(
+                denied=tuple(
+                    guardrails.Violation(name, "valid", "IAMGuardrail", problem)
+                    for name, problem in (b.split(": ", 1) for b in self.broken)
+                )
+            )
         return guardrails.evaluate(
             self.guardrails,
             view,

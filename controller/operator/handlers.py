@@ -46,11 +46,12 @@ from controller.core.findings import (
 )
 from controller.core.status import Reason, Verdict
 from controller.engine.reconcile import Outcome, finalize, reconcile
+from controller.engine.references import KnownToExist
 from controller.engine.sweep import Sweeper
 from controller.kinds import registry, snapshot
 from controller.kinds.base import Desired, Entity, ObjectRef
 from controller.kinds.registry import GROUP, VERSION
-from controller.operator import metrics
+from controller.operator import metrics, platform
 from controller.settings import Settings
 
 # Chosen once, never to change: renaming them would orphan finalizers and progress on upgrade.
@@ -78,6 +79,8 @@ class Runtime:
     # Findings depend only on spec (generation) and the suppression annotation: a drift check
     # reuses them instead of judging every document again each interval.
     judged: dict[str, tuple[tuple[int, str], tuple[Finding, ...]]] = field(default_factory=dict)
+    # References (policies, groups) seen to exist, shared by every reconcile.
+    known: KnownToExist = field(default_factory=KnownToExist)
 
     def lock(self, uid: str) -> asyncio.Lock:
         return self.locks.setdefault(uid, asyncio.Lock())
@@ -193,12 +196,12 @@ async def on_change(
     retry: int,
     runtime: Any,
     reason: str = "",
-    **_: Any,
+    **indices: Any,
 ) -> None:
     rt: Runtime = memo.runtime
     uid = str(body.metadata.uid)
     async with rt.lock(uid):
-        desired = _parse_or_report(rt, body, status, patch, "change")
+        desired = _parse_or_report(rt, body, status, patch, "change", indices)
         if desired is None:
             return
         rt.sweeper.managed[uid] = desired
@@ -218,19 +221,20 @@ async def on_change(
             retry,
             runtime.total_seconds(),
             observed=observed,
+            indices=indices,
         )
         rt.sweeper.reconciled(uid)
 
 
 async def drift_check(
-    body: kopf.Body, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo, **_: Any
+    body: kopf.Body, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo, **indices: Any
 ) -> None:
     rt: Runtime = memo.runtime
     uid = str(body.metadata.uid)
     if status.get("observedGeneration") != body.meta.get("generation"):
         return  # a spec change is still being handled; it will reconcile anyway
     async with rt.lock(uid):
-        desired = _parse_or_report(rt, body, status, patch, "drift")
+        desired = _parse_or_report(rt, body, status, patch, "drift", indices)
         if desired is None:
             return
         found, hint = await rt.sweeper.lookup(uid, desired)
@@ -242,7 +246,16 @@ async def drift_check(
         # On a transient failure the next interval tries again; status already says why.
         with contextlib.suppress(kopf.TemporaryError):
             await _reconcile(
-                rt, body, status, patch, desired, "drift", 0, 0.0, observed=hint if found else None
+                rt,
+                body,
+                status,
+                patch,
+                desired,
+                "drift",
+                0,
+                0.0,
+                observed=hint if found else None,
+                indices=indices,
             )
 
 
@@ -252,12 +265,14 @@ async def on_delete(
     patch: kopf.Patch,
     memo: kopf.Memo,
     retry: int,
-    **_: Any,
+    **indices: Any,
 ) -> None:
     rt: Runtime = memo.runtime
     uid = str(body.metadata.uid)
     kind = str(body["kind"])
     desired = _desired_for_delete(rt, body, status)
+    if desired is not None:
+        desired = desired.in_cluster(_cluster(rt, indices))
     if desired is None:
         rt.sweeper.forget(uid)
         rt.track(uid, kind, None)
@@ -297,6 +312,7 @@ async def on_delete(
 
 def register(drift_interval: float) -> None:
     """Attach the handlers to every kind (called once, before the operator starts)."""
+    platform.register()
     for plural in (kind.plural for kind in registry.KINDS.values()):
         kopf.on.resume(GROUP, VERSION, plural, id="reconcile")(on_change)
         kopf.on.create(GROUP, VERSION, plural, id="reconcile")(on_change)
@@ -326,8 +342,16 @@ async def _reconcile(
     retry: int,
     elapsed: float,
     observed: Entity | None = None,
+    indices: Mapping[str, Any] | None = None,
 ) -> None:
     kind = desired.ref.kind
+    gate = platform.gate(
+        indices or {},
+        desired,
+        account_id=rt.clients.account_id,
+        caller_arn=rt.clients.caller_arn,
+        created=str(body.metadata.creation_timestamp or ""),
+    )
     with metrics.RECONCILE_SECONDS.labels(kind=kind, trigger=trigger).time():
         try:
             known_arn = str(status.get("arn") or "")
@@ -341,6 +365,8 @@ async def _reconcile(
                 likely_absent=trigger == "change"
                 and not known_arn
                 and not status.get("conditions"),
+                gate=gate,
+                known=rt.known,
             )
         except PrincipalNotReady as exc:
             _post_applied(body, exc.applied, drift=trigger == "drift")
@@ -382,16 +408,53 @@ async def _reconcile(
         previous = _ready(status)
         if previous != (outcome.verdict.reason, outcome.verdict.message):
             kopf.warn(body, reason=str(outcome.verdict.reason), message=outcome.verdict.message)
-    _write_status(rt, body, status, patch, outcome.verdict, findings=rt.judge(body, desired))
+    _write_status(
+        rt,
+        body,
+        status,
+        patch,
+        outcome.verdict,
+        findings=rt.judge(body, desired),
+        guardrails=_guardrail_condition(outcome),
+    )
     result = "synced" if outcome.ready else str(outcome.verdict.reason).lower()
     metrics.RECONCILES.labels(kind=kind, trigger=trigger, result=result).inc()
 
 
+def _cluster(rt: Runtime, indices: Mapping[str, Any]) -> str:
+    """This cluster's identity; until it is known nothing may be written (ownership needs it)."""
+    found = platform.cluster_id(rt.settings.cluster_id, indices)
+    if not found:
+        raise kopf.TemporaryError(
+            f"the cluster identity is not known yet (namespace {platform.IDENTITY_NAMESPACE} not "
+            "seen; set --cluster-id)",
+            delay=10,
+        )
+    return found
+
+
+def _guardrail_condition(outcome: Outcome) -> dict[str, Any]:
+    """The GuardrailViolation condition: True while a guardrail denies or warns about the
+    object (the message says which and why), False when it passes them all."""
+    if outcome.verdict.reason is Reason.GUARDRAIL_VIOLATION:
+        state, reason, message = "True", "Denied", outcome.verdict.message
+    elif outcome.warnings:
+        state, reason, message = "True", "Warned", "; ".join(outcome.warnings)
+    else:
+        state, reason, message = "False", "Compliant", "no guardrail is violated"
+    return {"type": "GuardrailViolation", "status": state, "reason": reason, "message": message}
+
+
 def _parse_or_report(
-    rt: Runtime, body: kopf.Body, status: kopf.Status, patch: kopf.Patch, trigger: str
+    rt: Runtime,
+    body: kopf.Body,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    trigger: str,
+    indices: Mapping[str, Any],
 ) -> Desired | None:
     try:
-        return registry.parse(body, rt.settings.limits)
+        return registry.parse(body, rt.settings.limits).in_cluster(_cluster(rt, indices))
     except SpecError as exc:
         message = str(exc)
         # Counted like every other outcome, so an invalid spec shows on the reconcile dashboard.
@@ -426,9 +489,11 @@ def _write_status(
     patch: kopf.Patch,
     verdict: Verdict,
     findings: tuple[Finding, ...] | None = None,
+    guardrails: Mapping[str, Any] | None = None,
 ) -> None:
-    """Ready from `verdict`; with `findings`, status.findings and SecurityFindings too (an
-    error that stops short of a verdict leaves the last findings as they are)."""
+    """Ready from `verdict`; with `findings`, status.findings and SecurityFindings too, and
+    with `guardrails` the GuardrailViolation condition (an error that stops short of a verdict
+    leaves the last ones as they are)."""
     id_field = registry.get(str(body["kind"])).id_field
     generation = int(body.meta.get("generation") or 0)
     new = status.render(current, verdict, generation, id_field)
@@ -437,6 +502,9 @@ def _write_status(
         new = status.with_findings(new, [f.to_json() for f in findings], generation)
         rt.track_findings(str(body.metadata.uid), findings)
         _post_findings(body, current, findings)
+    if guardrails is not None:
+        condition = {**guardrails, "observedGeneration": generation}
+        new["conditions"] = status.set_condition(new["conditions"], condition)
     if status.changed(current, new):
         for key, value in new.items():
             patch.status[key] = value

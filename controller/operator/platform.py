@@ -1,0 +1,117 @@
+"""What the platform has said, as the operator sees it: guardrails, namespaces, objects, cluster.
+
+Kopf indices keep every IAMGuardrail (parsed), every namespace's labels and uid, and every
+Rolekeeper object's namespace and age, so building an object's `Gate` costs no API call. The
+cluster identity (the `rolekeeper.dev/cluster` ownership tag) is `--cluster-id`, else the uid of
+the `kube-system` namespace: stable for the life of a cluster, different in every other one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import kopf
+
+from controller.core.guardrails import Guardrail, GuardrailError, parse_guardrail
+from controller.engine.gate import Gate, operator_identity
+from controller.kinds import registry
+from controller.kinds.base import Desired
+from controller.kinds.registry import GROUP, VERSION
+
+log = logging.getLogger(__name__)
+
+NAMESPACES = "rk_namespaces"
+GUARDRAILS = "rk_guardrails"
+OBJECTS = "rk_objects"
+IDENTITY_NAMESPACE = "kube-system"
+
+# (kind, creationTimestamp, uid) of one object, as the objects index keeps it.
+Age = tuple[str, str, str]
+
+
+def register() -> None:
+    """Register the indices (Kopf fills them before any handler runs)."""
+    kopf.index("", "v1", "namespaces", id=NAMESPACES)(_namespace)
+    kopf.index(GROUP, VERSION, "iamguardrails", id=GUARDRAILS)(_guardrail)
+    for kind in registry.KINDS.values():
+        kopf.index(GROUP, VERSION, kind.plural, id=f"{OBJECTS}_{kind.plural}")(_object)
+
+
+def _namespace(name: str, labels: Mapping[str, str], uid: str, **_: Any) -> dict[str, Any]:
+    return {name: (dict(labels), uid)}
+
+
+def _guardrail(body: kopf.Body, name: str, **_: Any) -> dict[str, Guardrail | str]:
+    try:
+        return {name: parse_guardrail(body)}
+    except GuardrailError as exc:
+        log.warning("IAMGuardrail %s cannot be read: %s", name, exc)
+        return {name: f"{name}: {exc}"}
+
+
+def _object(
+    body: kopf.Body, namespace: str | None, uid: str, meta: kopf.Meta, **_: Any
+) -> dict[str, Age]:
+    return {namespace or "": (str(body["kind"]), str(meta.creation_timestamp or ""), uid)}
+
+
+def _values(index: Any, key: str) -> list[Any]:
+    return list(index.get(key, ())) if index is not None else []
+
+
+def cluster_id(configured: str, indices: Mapping[str, Any]) -> str:
+    """The cluster identity: configured, else the kube-system namespace's uid ("" if unknown)."""
+    if configured:
+        return configured
+    found = _values(indices.get(NAMESPACES), IDENTITY_NAMESPACE)
+    return str(found[0][1]) if found else ""
+
+
+def gate(
+    indices: Mapping[str, Any],
+    desired: Desired,
+    *,
+    account_id: str,
+    caller_arn: str,
+    created: str = "",
+) -> Gate:
+    """The Gate for one object. `created` is its creationTimestamp ("" for an object not yet
+    stored, which every existing object precedes)."""
+    rules: list[Guardrail] = []
+    broken: list[str] = []
+    guardrails_index = indices.get(GUARDRAILS)
+    for name in guardrails_index or ():
+        for value in _values(guardrails_index, name):
+            (rules if isinstance(value, Guardrail) else broken).append(value)
+    namespace = desired.ref.namespace
+    labels = (
+        {namespace: found[0][0]} if (found := _values(indices.get(NAMESPACES), namespace)) else {}
+    )
+    return Gate(
+        guardrails=tuple(sorted(rules, key=lambda g: g.name)),
+        labels=labels,
+        preceding=_preceding(_ages(indices, namespace), desired.ref.uid, created),
+        account_id=account_id,
+        operator=operator_identity(caller_arn),
+        broken=tuple(sorted(broken)),
+    )
+
+
+def _ages(indices: Mapping[str, Any], namespace: str) -> Iterable[Age]:
+    for kind in registry.KINDS.values():
+        yield from _values(indices.get(f"{OBJECTS}_{kind.plural}"), namespace)
+
+
+def _preceding(ages: Iterable[Age], uid: str, created: str) -> dict[str, int]:
+    """Objects of the namespace older than this one, by kind (ties broken by uid), so a limit
+    lowered later refuses the newest objects, never the ones that were there first."""
+    counts: Counter[str] = Counter()
+    for kind, stamp, other in ages:
+        if other == uid:
+            continue
+        if not created or (stamp, other) < (created, uid):
+            counts[kind] += 1
+    return dict(counts)
