@@ -19,6 +19,8 @@ from controller.core import policy
 from controller.core.actions import Action, Ownership, claim
 from controller.core.errors import SpecError
 from controller.core.findings import SUPPRESS_ANNOTATION, Finding, Severity, findings_for, suppress
+from controller.core.guardrails import GuardrailError, parse_guardrail
+from controller.engine.gate import Gate
 from controller.engine.reconcile import Decision, Verb, decide, observe_and_decide
 from controller.kinds import registry
 from controller.kinds.base import Desired, Entity, Kind, ObjectRef
@@ -28,19 +30,22 @@ if TYPE_CHECKING:
     from controller.aws.clients import Clients
     from controller.kinds.snapshot import AccountSnapshot
 
-ActionKind = Literal["create", "update", "delete", "noop", "conflict", "refused", "invalid"]
+ActionKind = Literal[
+    "create", "update", "delete", "noop", "denied", "conflict", "refused", "invalid"
+]
 ACTIONS: tuple[ActionKind, ...] = (
     "create",
     "update",
     "delete",
     "noop",
+    "denied",
     "conflict",
     "refused",
     "invalid",
 )
 CHANGES: frozenset[str] = frozenset({"create", "update", "delete"})
 # What the operator would report as Ready=False: the merge would not do what it says.
-FAILURES: frozenset[str] = frozenset({"conflict", "refused", "invalid"})
+FAILURES: frozenset[str] = frozenset({"denied", "conflict", "refused", "invalid"})
 PLAN_FORMAT = 1  # version of the --format json schema (docs/plan.md)
 
 document_field = registry.document_field
@@ -149,9 +154,19 @@ class World:
 
 
 def compute(
-    found: Input, world: World, prune_scopes: Sequence[str] = (), namespace: str = "default"
+    found: Input,
+    world: World,
+    prune_scopes: Sequence[str] = (),
+    namespace: str = "default",
+    cluster_id: str = "",
 ) -> Review:
-    """The plan for every object read, plus `- delete` for owned entities no longer declared."""
+    """The plan for every object read, plus `- delete` for owned entities no longer declared.
+
+    The guardrails are the IAMGuardrail objects of the input (a plan run adds the cluster's
+    with --guardrails), judged with the labels of the input's Namespace objects; `cluster_id`
+    is the identity of the cluster that will apply the objects ("" when not known).
+    """
+    gate, problems = _gate(found, world)
     declared: dict[tuple[str, str, str], Source] = {}
     # One slot per object in input order: a finished Change (invalid) or a Desired to plan,
     # with its suppression annotation.
@@ -165,7 +180,10 @@ def compute(
             continue
         declared[key] = manifest.source
         try:
-            slots.append((registry.parse(obj), manifest.source, _suppression(obj)))
+            desired = registry.parse(obj)
+            if cluster_id:
+                desired = desired.in_cluster(cluster_id)
+            slots.append((desired, manifest.source, _suppression(obj)))
         except SpecError as exc:
             slots.append(_invalid(obj, manifest.source, exc.errors))
     changes: list[Change] = []
@@ -179,10 +197,10 @@ def compute(
         if first is not desired:
             change = _name_clash(desired, source, first, declared)
         else:
-            change = _plan_one(desired, source, world)
+            change = _plan_one(desired, source, world, gate)
         changes.append(replace(change, findings=_findings(desired, suppressions, world)))
     notes = []
-    if prune_scopes and found.problems:
+    if prune_scopes and (found.problems or problems):
         # Objects in an unreadable file would all look undeclared: deletes nobody asked for.
         notes.append("deletes (--prune-scope) are not listed: some input could not be read")
     elif prune_scopes:
@@ -190,10 +208,27 @@ def compute(
             raise ValueError("pruning needs an account snapshot")  # plan_command always takes one
         owners = {(kind, f"{ns}/{name}") for kind, ns, name in declared}
         changes.extend(_prunes(world, set(prune_scopes), owners))
-    return Review(tuple(changes), tuple(found.problems), tuple(notes))
+    return Review(tuple(changes), (*found.problems, *problems), tuple(notes))
 
 
-def _plan_one(desired: Desired, source: Source, world: World) -> Change:
+def _gate(found: Input, world: World) -> tuple[Gate, list[Problem]]:
+    """The guardrails of the input, and a problem for each one that cannot be read (a plan
+    with a broken guardrail would judge nothing it is meant to judge)."""
+    rules, problems = [], []
+    for manifest in found.guardrails:
+        try:
+            rules.append(parse_guardrail(manifest.obj))
+        except GuardrailError as exc:
+            problems.append(Problem(manifest.source, f"IAMGuardrail: {exc}"))
+    gate = Gate(
+        guardrails=tuple(sorted(rules, key=lambda g: g.name)),
+        labels=found.namespaces,
+        account_id=world.account_id,
+    )
+    return gate, problems
+
+
+def _plan_one(desired: Desired, source: Source, world: World, gate: Gate) -> Change:
     """The operator's decision for one object, on the snapshot when it needs no call, else on a
     fresh read (when AWS can be read), exactly as the operator makes it."""
     kind = registry.of(desired)
@@ -207,9 +242,12 @@ def _plan_one(desired: Desired, source: Source, world: World) -> Change:
             hinted=True,
             partition=world.partition,
             known_arn=_known_arn(desired, world),
+            gate=gate,
         )
     else:
-        decision, observed = observe_and_decide(kind, desired, read=read, partition=world.partition)
+        decision, observed = observe_and_decide(
+            kind, desired, read=read, partition=world.partition, gate=gate
+        )
     return _change(kind, desired, source, decision, observed, world)
 
 
@@ -244,11 +282,13 @@ def _change(
     observed: Entity | None,
     world: World,
 ) -> Change:
+    warned = [f"guardrail warning: {w}" for w in decision.warnings]
     if not decision.allowed:
-        separator = "\n" if decision.verb is Verb.INVALID else "; "
-        return _base(desired, source, decision.verb.value, message=separator.join(decision.errors))
+        separator = "; " if decision.verb in (Verb.CONFLICT, Verb.REFUSED) else "\n"
+        message = separator.join(decision.errors)
+        return _base(desired, source, decision.verb.value, message="\n".join([message, *warned]))
     calls = world.refine(kind, desired, decision.calls)
-    notes = list(decision.notes)
+    notes = list(decision.notes) + warned
     if world.clients is None:
         notes += kind.offline_notes(observed, calls)
     diff = _document_diffs(kind, desired.entity, observed, calls) if observed else ()

@@ -29,6 +29,8 @@ import yaml
 from controller.core import bounds
 from controller.kinds.registry import GROUP, KIND_NAMES
 
+GUARDRAIL_KIND = "IAMGuardrail"
+
 SUFFIXES = (".yaml", ".yml", ".json")
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -132,6 +134,9 @@ class Input:
     manifests: list[Manifest] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     ignored: list[tuple[Source, str]] = field(default_factory=list)  # (where, "Kind ns/name")
+    guardrails: list[Manifest] = field(default_factory=list)  # IAMGuardrail objects
+    # Namespace objects' labels, by name: what guardrails select namespaces by.
+    namespaces: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def load(
@@ -484,6 +489,14 @@ def _collect_one(data: Any, source: Source, found: Input) -> None:
     if kind in KIND_NAMES and group == GROUP:
         found.manifests.append(Manifest(source, data))
         return
+    if kind == GUARDRAIL_KIND and group == GROUP:
+        found.guardrails.append(Manifest(source, data))
+        return
+    if kind == "Namespace" and data.get("apiVersion") == "v1" and meta(data, "name"):
+        labels = (data.get("metadata") or {}).get("labels") or {}
+        if isinstance(labels, Mapping):
+            found.namespaces[meta(data, "name")] = {str(k): str(v) for k, v in labels.items()}
+            return
     name = "/".join(v for v in (meta(data, "namespace"), meta(data, "name")) if v)
     found.ignored.append((source, f"{data.get('apiVersion')} {kind} {name}".strip()))
 

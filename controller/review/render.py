@@ -30,6 +30,7 @@ SYMBOLS = {
     "update": "~",
     "delete": "-",
     "noop": "=",
+    "denied": "!",
     "conflict": "!",
     "refused": "!",
     "invalid": "!",
@@ -40,6 +41,7 @@ COLORS = {
     "update": "33",
     "delete": "31",
     "noop": "2",
+    "denied": "1;31",
     "conflict": "1;31",
     "refused": "1;31",
     "invalid": "1;31",
@@ -100,6 +102,7 @@ def headline(review: Review) -> str:
     parts = [f"{n['create']} to create", f"{n['update']} to update", f"{n['delete']} to delete"]
     parts.append(f"{n['noop']} unchanged")
     for action, one, many in (
+        ("denied", "denied by a guardrail", "denied by guardrails"),
         ("conflict", "conflict", "conflicts"),
         ("refused", "refused", "refused"),
         ("invalid", "invalid", "invalid"),
