@@ -2,14 +2,22 @@
 
 Each kind turns the raw lists into its entities (`Kind.from_snapshot`); this module only
 knows which AWS calls read the whole account cheaply.
+
+Customer-managed policies come with GAAD (`LocalManagedPolicy`: every version and its
+document) but without tags: no bulk IAM call returns a managed policy's tags (GAAD's
+`ManagedPolicyDetail` and `ListPolicies` have none). They are read with one `ListPolicyTags`
+per policy, for the policies the caller names (all by default): ownership is decided by tags.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
+from controller.aws import calls
 from controller.aws.calls import PAGE, classified
 
 
@@ -19,21 +27,30 @@ class RawSnapshot:
 
     details: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     listed_roles: dict[str, dict[str, Any]] = field(default_factory=dict)  # by RoleName
+    # Tags of customer-managed policies by ARN (GAAD has none); only those read.
+    policy_tags: dict[str, dict[str, str]] = field(default_factory=dict)
     taken_at: float = 0.0  # time.monotonic() when the read finished
     pages: int = 0  # API calls the read made
 
 
-def read_raw(iam: Any) -> RawSnapshot:
-    """GetAccountAuthorizationDetails (roles, users) plus ListRoles for what it lacks.
+def read_raw(iam: Any, *, policy_tags: Collection[str] | None = None) -> RawSnapshot:
+    """GetAccountAuthorizationDetails (roles, users, customer-managed policies) plus ListRoles
+    and ListPolicyTags for what it lacks.
 
     GAAD omits a role's Description and MaxSessionDuration; ListRoles has both at up to 1,000
-    roles a page, so two paginated reads cover the whole account.
+    roles a page, so two paginated reads cover the whole account. GAAD omits every managed
+    policy's tags: one ListPolicyTags per policy named in `policy_tags` (None: every
+    customer-managed policy; an operator passes the names its IAMPolicy objects manage).
     """
     pages = 0
-    details: dict[str, list[dict[str, Any]]] = {"RoleDetailList": [], "UserDetailList": []}
+    details: dict[str, list[dict[str, Any]]] = {
+        "RoleDetailList": [],
+        "UserDetailList": [],
+        "Policies": [],
+    }
     with classified("GetAccountAuthorizationDetails"):
         for page in iam.get_paginator("get_account_authorization_details").paginate(
-            Filter=["Role", "User"], PaginationConfig={"PageSize": PAGE}
+            Filter=["Role", "User", "LocalManagedPolicy"], PaginationConfig={"PageSize": PAGE}
         ):
             pages += 1
             for key, items in details.items():
@@ -47,4 +64,26 @@ def read_raw(iam: Any) -> RawSnapshot:
                 pages += 1
                 for role in listed_page["Roles"]:
                     listed[role["RoleName"]] = dict(role)
-    return RawSnapshot(details=details, listed_roles=listed, taken_at=time.monotonic(), pages=pages)
+    wanted = None if policy_tags is None else set(policy_tags)
+    found_tags: dict[str, dict[str, str]] = {}
+    for detail in list(details["Policies"]):
+        arn = detail["Arn"]
+        if wanted is not None and arn.rsplit("/", 1)[-1] not in wanted:
+            continue
+        pages += 1  # at most 50 tags: always one page
+        found = calls.get_or_none("ListPolicyTags", partial(_policy_tags, iam, arn))
+        if found is None:  # deleted since GAAD listed it: it is not in the account
+            details["Policies"].remove(detail)
+        else:
+            found_tags[arn] = found
+    return RawSnapshot(
+        details=details,
+        listed_roles=listed,
+        policy_tags=found_tags,
+        taken_at=time.monotonic(),
+        pages=pages,
+    )
+
+
+def _policy_tags(iam: Any, arn: str) -> dict[str, str]:
+    return calls.tags(calls.pages(iam, "list_policy_tags", "Tags", PolicyArn=arn))

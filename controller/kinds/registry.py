@@ -8,14 +8,14 @@ from typing import Any
 from controller.core.actions import Action
 from controller.core.errors import SpecError
 from controller.core.view import EntityView
-from controller.kinds import role, user
+from controller.kinds import policy, role, user
 from controller.kinds.base import DEFAULT_LIMITS, Desired, Entity, Kind, Limits
 
 GROUP = "iam.rolekeeper.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
-KINDS: Mapping[str, Kind] = {k.name: k for k in (role.KIND, user.KIND)}
+KINDS: Mapping[str, Kind] = {k.name: k for k in (role.KIND, user.KIND, policy.KIND)}
 KIND_NAMES = tuple(KINDS)
 
 

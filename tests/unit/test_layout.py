@@ -20,10 +20,10 @@ REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "controller"
 KIND_NAMES = "|".join(registry.KIND_NAMES)
 BRANCHES = [
-    re.compile(r"isinstance\([^)]*\b(Role|User|Credentials)\b"),
+    re.compile(r"isinstance\([^)]*\b(Role|User|Credentials|Policy)\b"),
     re.compile(rf"(==|!=|\bin)\s*\(?\s*[\"']({KIND_NAMES})[\"']"),
     re.compile(rf"[\"']({KIND_NAMES})[\"']\s*(==|!=|if\b)"),
-    re.compile(r"from controller\.kinds\.(role|user) import|from controller\.kinds import .*\b(role|user)\b"),
+    re.compile(r"from controller\.kinds\.(role|user|policy) import|from controller\.kinds import .*\b(role|user|policy)\b"),
 ]
 
 
@@ -44,6 +44,9 @@ def test_no_kind_branch_outside_kinds(path: Path) -> None:
 def test_the_guard_sees_a_branch() -> None:
     assert any(p.search('if body["kind"] == "IAMRole":') for p in BRANCHES)
     assert any(p.search("isinstance(entity, Role)") for p in BRANCHES)
+    assert any(p.search("isinstance(entity, Policy)") for p in BRANCHES)
+    assert any(p.search("from controller.kinds import policy") for p in BRANCHES)
+    assert not any(p.search("from controller.core import policy") for p in BRANCHES)
 
 
 def _crds() -> dict[str, dict[str, str]]:
