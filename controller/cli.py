@@ -282,6 +282,88 @@ def _add_snapshot(sub: SubParsers) -> None:
     parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
 
 
+def _add_import(sub: SubParsers) -> None:
+    parser = sub.add_parser(
+        "import",
+        help="write manifests for existing IAM entities (read-only)",
+        description=(
+            "Write a manifest for each existing IAM entity selected, as a person would have "
+            "written it, with managementPolicy: Observe and adopt: true: planning them "
+            "against the same account changes nothing (docs/onboarding.md). Entities match "
+            "any --name/--name-pattern (all when neither is given), and every --path-prefix, "
+            "--tag and --kind given. Only reads AWS."
+        ),
+    )
+    parser.add_argument(
+        "--snapshot", metavar="FILE", help="read a `rolekeeper snapshot` file instead of AWS"
+    )
+    parser.add_argument("-n", "--namespace", required=True, help="the namespace the objects go in")
+    parser.add_argument(
+        "--name", action="append", default=[], metavar="NAME", help="an AWS name (repeatable)"
+    )
+    parser.add_argument(
+        "--name-pattern",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="AWS names matching this glob, e.g. 'team-a-*' (repeatable)",
+    )
+    parser.add_argument(
+        "--path-prefix", default="", metavar="PATH", help="only entities whose path starts so"
+    )
+    parser.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="only entities with this tag (KEY alone: any value; repeatable, all must match)",
+    )
+    parser.add_argument(
+        "--kind",
+        action="append",
+        default=[],
+        metavar="KIND",
+        help="only this kind, e.g. IAMRole (repeatable; default every kind)",
+    )
+    parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+
+
+def import_command(args: argparse.Namespace) -> int:
+    from controller.aws import clients as aws  # noqa: PLC0415
+    from controller.kinds import snapshot as account  # noqa: PLC0415
+    from controller.review import importer  # noqa: PLC0415
+
+    try:
+        selector = importer.Selector(
+            names=tuple(args.name),
+            patterns=tuple(args.name_pattern),
+            path_prefix=args.path_prefix,
+            tags=tuple(importer.parse_tag(t) for t in args.tag),
+            kinds=tuple(args.kind),
+        )
+        with _aws_errors():
+            if args.snapshot:
+                snapshot, _, taken, _ = _load_snapshot(args.snapshot)
+                print(f"note: reading the snapshot {args.snapshot} ({taken})", file=sys.stderr)
+            else:
+                clients = aws.connect()
+                aws.read_only(clients.iam)
+                snapshot = account.take(clients.iam)
+        result = importer.run(snapshot, selector, args.namespace)
+    except (ValueError, _AWSUnavailable) as exc:
+        print(f"rolekeeper import: {exc}", file=sys.stderr)
+        return 1
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    text = result.yaml()
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {len(result.objects)} object(s) to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def plan_command(args: argparse.Namespace) -> int:
     from controller.review import compute, manifests, render  # noqa: PLC0415
 
@@ -445,6 +527,7 @@ def _color(stream: TextIO) -> bool:
 COMMANDS: dict[str, tuple[Callable[[SubParsers], None], Command]] = {
     "plan": (_add_plan, plan_command),
     "snapshot": (_add_snapshot, snapshot_command),
+    "import": (_add_import, import_command),
     "lint": (_add_lint, lint_command),
 }
 

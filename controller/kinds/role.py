@@ -318,6 +318,28 @@ class RoleKind:
             if a.api == "DeleteInstanceProfile"
         ]
 
+    def to_manifest(self, entity: Entity, namespace: str, name: str) -> dict[str, Any]:
+        """The IAMRole a person would write for an observed role (`rolekeeper import`): AWS's
+        defaults left out, documents in canonical form, sets sorted, the examples' key order.
+        instanceProfile only for a same-named profile: the only one the spec can express."""
+        role = _role(entity)
+        spec: dict[str, Any] = {"roleName": role.name}
+        if role.path != "/":
+            spec["path"] = role.path
+        if role.description:
+            spec["description"] = role.description
+        if role.max_session_duration != 3600:
+            spec["maxSessionDuration"] = role.max_session_duration
+        spec["assumeRolePolicy"] = policy.canonical(role.assume_role_policy)
+        spec.update(
+            base.policies_spec(
+                role.permissions_boundary, role.managed_policies, role.inline_policies
+            )
+        )
+        if role.name in role.instance_profiles:
+            spec["instanceProfile"] = True
+        return base.manifest(self.name, namespace, name, spec, role)
+
 
 KIND = RoleKind()
 

@@ -224,6 +224,22 @@ class UserKind:
             return [NO_CREDENTIALS]
         return []
 
+    def to_manifest(self, entity: Entity, namespace: str, name: str) -> dict[str, Any]:
+        """The IAMUser a person would write for an observed user (`rolekeeper import`), in the
+        examples' key order; credentials are never part of it."""
+        user = _user(entity)
+        spec: dict[str, Any] = {"userName": user.name}
+        if user.path != "/":
+            spec["path"] = user.path
+        if user.groups:
+            spec["groups"] = sorted(user.groups)
+        spec.update(
+            base.policies_spec(
+                user.permissions_boundary, user.managed_policies, user.inline_policies
+            )
+        )
+        return base.manifest(self.name, namespace, name, spec, user)
+
 
 KIND = UserKind()
 
