@@ -139,6 +139,47 @@ def _add_run(sub: SubParsers) -> None:
         help="address /metrics binds to "
         f"(default {DEFAULTS.endpoints.metrics_address}; 127.0.0.1 keeps it off the network)",
     )
+    run_parser.add_argument(
+        "--cluster-id",
+        default=DEFAULTS.cluster_id,
+        metavar="ID",
+        help="this cluster's identity in ownership tags (default: the kube-system namespace's "
+        "uid); set it to keep ownership across a restore into a new cluster",
+    )
+    run_parser.add_argument(
+        "--managed-policy-quota",
+        type=int,
+        default=DEFAULTS.limits.managed_policy_count,
+        metavar="N",
+        help="managed policies per role or user the account allows "
+        f"(default {DEFAULTS.limits.managed_policy_count}, AWS's default; at most 20)",
+    )
+    webhook = run_parser.add_argument_group(
+        "admission webhook", "validate objects at kubectl apply (docs/guardrails.md)"
+    )
+    webhook.add_argument("--webhook-port", type=int, default=None, help="serve it on this port")
+    webhook.add_argument(
+        "--webhook-address", default="0.0.0.0", metavar="ADDRESS", help="bind address"
+    )
+    webhook.add_argument(
+        "--webhook-host", default=None, metavar="HOST", help="host name the API server calls"
+    )
+    webhook.add_argument("--webhook-cert", metavar="FILE", help="TLS certificate (PEM)")
+    webhook.add_argument("--webhook-key", metavar="FILE", help="TLS private key (PEM)")
+    webhook.add_argument(
+        "--webhook-ca", metavar="FILE", help="CA bundle for the API server (default: the cert)"
+    )
+    webhook.add_argument(
+        "--webhook-configuration",
+        metavar="NAME",
+        help="let the operator keep this ValidatingWebhookConfiguration up to date "
+        "(else install manifests/webhook.yaml with your CA)",
+    )
+    webhook.add_argument(
+        "--webhook-fail-closed",
+        action="store_true",
+        help="failurePolicy: Fail (default Ignore: the operator re-checks every object anyway)",
+    )
     run_parser.add_argument("--log-format", choices=("text", "json"), default="text")
     run_parser.add_argument("-v", "--verbose", action="store_true")
     run_parser.add_argument("--debug", action="store_true")
@@ -166,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
     import kopf  # noqa: PLC0415
 
     from controller import settings as rk_settings  # noqa: PLC0415
-    from controller.operator import handlers, metrics  # noqa: PLC0415
+    from controller.operator import handlers, metrics, webhook  # noqa: PLC0415
 
     kopf.configure(
         verbose=args.verbose,
@@ -182,10 +223,24 @@ def run(args: argparse.Namespace) -> int:
         drift=rk_settings.DriftSettings(interval=args.drift_interval),
         aws=rk_settings.AWSSettings(principal_window=args.principal_window),
         kopf=rk_settings.KopfSettings(workers=args.workers, peering_lifetime=args.peering_lifetime),
+        limits=rk_settings.Limits(managed_policy_count=args.managed_policy_quota),
+        cluster_id=args.cluster_id,
     )
     handlers.register(config.drift.interval)
     settings = kopf.OperatorSettings()
     settings.peering.lifetime = config.kopf.peering_lifetime
+    if args.webhook_port:
+        webhook.register(fail_closed=args.webhook_fail_closed)
+        ca = Path(args.webhook_ca or args.webhook_cert).read_bytes() if args.webhook_cert else None
+        settings.admission.server = kopf.WebhookServer(
+            addr=args.webhook_address,
+            port=args.webhook_port,
+            host=args.webhook_host,
+            certfile=args.webhook_cert,
+            pkeyfile=args.webhook_key,
+            cadata=ca,
+        )
+        settings.admission.managed = args.webhook_configuration
     if args.peering:
         logging.getLogger(__name__).info("peering %r with priority %d", args.peering, args.priority)
     kopf.run(
@@ -271,6 +326,24 @@ def _add_plan(sub: SubParsers) -> None:
         metavar="SEVERITY",
         help="exit 1 when an unsuppressed security finding is this severe or worse "
         "(critical, high, medium, low, info)",
+    )
+    _add_guardrail_arguments(parser)
+
+
+def _add_guardrail_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--guardrails",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="IAMGuardrail (and Namespace) manifests in force in the cluster: a file, a "
+        "directory or - (repeatable); the input's own IAMGuardrail objects count too",
+    )
+    parser.add_argument(
+        "--cluster-id",
+        default="",
+        metavar="ID",
+        help="identity of the cluster that applies the objects (its operator's --cluster-id)",
     )
 
 
@@ -371,11 +444,14 @@ def plan_command(args: argparse.Namespace) -> int:
         print("rolekeeper plan: give a PATH (file, directory or - for stdin)", file=sys.stderr)
         return 1
     found = manifests.load([*args.paths, *args.filename])
+    _add_guardrails(found, args.guardrails)
     _note_ignored(found)
     try:
         with _aws_errors():
             world = _world(args, len(found.manifests))
-            review = compute.compute(found, world, args.prune_scope, args.namespace)
+            review = compute.compute(
+                found, world, args.prune_scope, args.namespace, cluster_id=args.cluster_id
+            )
     except _AWSUnavailable as exc:
         print(f"rolekeeper plan: {exc}", file=sys.stderr)
         return 1
@@ -524,7 +600,66 @@ def _color(stream: TextIO) -> bool:
     return stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
 
+def _add_guardrails(found: Input, paths: Sequence[str]) -> None:
+    """Merge the IAMGuardrail and Namespace objects of `paths` into `found` (anything else in
+    them is not planned: they describe the cluster, not the change)."""
+    from controller.review import manifests  # noqa: PLC0415
+
+    if not paths:
+        return
+    extra = manifests.load(paths)
+    found.guardrails.extend(extra.guardrails)
+    found.namespaces.update(extra.namespaces)
+    found.problems.extend(extra.problems)
+
+
+def _add_aws_policy(sub: SubParsers) -> None:
+    parser = sub.add_parser(
+        "aws-policy",
+        help="print the operator's IAM policy, limited to what the guardrails allow",
+        description=(
+            "Generate the IAM identity policy for the operator's own AWS credentials from "
+            "IAMGuardrail manifests, so AWS itself enforces the same limits (docs/guardrails.md)."
+        ),
+    )
+    parser.add_argument(
+        "--guardrails", action="append", default=[], metavar="PATH", help="IAMGuardrail manifests"
+    )
+    parser.add_argument("--account-id", default="*", metavar="ID", help="the AWS account id")
+    parser.add_argument("--partition", default="aws")
+    parser.add_argument(
+        "--cluster-id", default=None, metavar="ID", help="the operator's cluster id"
+    )
+
+
+def aws_policy_command(args: argparse.Namespace) -> int:
+    from controller.core import awspolicy  # noqa: PLC0415
+    from controller.core.guardrails import GuardrailError, parse_guardrail  # noqa: PLC0415
+    from controller.review import manifests  # noqa: PLC0415
+
+    found = manifests.load(args.guardrails) if args.guardrails else manifests.Input()
+    errors = [str(p) for p in found.problems]
+    rules = []
+    for manifest in found.guardrails:
+        try:
+            rules.append(parse_guardrail(manifest.obj))
+        except GuardrailError as exc:
+            errors.append(f"{manifest.source}: {exc}")
+    if errors:
+        for error in errors:
+            print(f"error: {error}", file=sys.stderr)
+        return 1
+    document = awspolicy.operator_policy(
+        rules, partition=args.partition, account_id=args.account_id, cluster_id=args.cluster_id
+    )
+    for problem in awspolicy.problems(document, partition=args.partition):
+        print(f"warning: {problem}", file=sys.stderr)
+    sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[SubParsers], None], Command]] = {
+    "aws-policy": (_add_aws_policy, aws_policy_command),
     "plan": (_add_plan, plan_command),
     "snapshot": (_add_snapshot, snapshot_command),
     "import": (_add_import, import_command),

@@ -26,6 +26,8 @@ class Reason(enum.StrEnum):
     AWS_ERROR = "AWSError"
     THROTTLED = "Throttled"
     GUARDRAIL_VIOLATION = "GuardrailViolation"
+    OBSERVED = "Observed"  # managementPolicy: Observe, and the entity exists
+    NOT_FOUND = "NotFound"  # managementPolicy: Observe, and there is nothing to observe
     DEPENDENCY_NOT_READY = "DependencyNotReady"
     DELETING = "Deleting"
 

@@ -9,7 +9,7 @@ stops every write to the entities it already manages (they are reported, never c
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from controller.core import guardrails
 from controller.core.guardrails import Evaluation, Guardrail
@@ -34,7 +34,7 @@ class Gate:
 
     def judge(self, kind: Kind, desired: Desired) -> Evaluation:
         """The guardrail verdict on what `desired` asks for (adoption included)."""
-        view = kind.view(desired)
+        view = replace(kind.view(desired), observe_only=desired.observe_only)
         if self.broken:
             return Evaluation(
                 denied=tuple(

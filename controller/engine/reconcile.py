@@ -101,12 +101,17 @@ def decide(
     warnings = refused.warnings if refused is not None else ()
     tags = None if observed is None else observed.tags
     verdict = ownership(desired.ref.owner, desired.adopt, tags, desired.ref.cluster)
-    if not verdict.allowed:
+    if not verdict.allowed and not desired.observe_only:  # observing needs no ownership
         assert observed is not None
         verb = Verb.CONFLICT if verdict is Ownership.CONFLICT else Verb.REFUSED
         message = refusal_message(kind, observed, verdict, desired.ref.owner)
         return Decision(verb, errors=(message,), ownership=verdict, warnings=warnings)
-    if verdict is Ownership.ADOPT and gate is not None and gate.protects(_present(observed)):
+    if (
+        verdict is Ownership.ADOPT
+        and not desired.observe_only
+        and gate is not None
+        and gate.protects(_present(observed))
+    ):
         message = (
             f"IAM {kind.noun} {desired.aws_name!r} is the identity Rolekeeper itself runs as; "
             "it is never adopted"
@@ -243,6 +248,7 @@ class Outcome:
     applied: tuple[Action, ...] = ()
     drift: tuple[str, ...] = ()  # what differed from the spec before applying, in words
     warnings: tuple[str, ...] = ()  # guardrails in `warn` enforcement this object breaks
+    observe_only: bool = False  # managementPolicy: Observe: `drift` is reported, never applied
 
     @property
     def ready(self) -> bool:
@@ -273,7 +279,7 @@ def reconcile(
     kind = registry.of(desired)
     known = known if known is not None else KnownToExist()
     hinted = observed is not None
-    if likely_absent and not hinted:
+    if likely_absent and not hinted and not desired.observe_only:
         decision = decide(
             kind, desired, None, partition=clients.partition, known_arn=known_arn, gate=gate
         )
@@ -304,6 +310,8 @@ def reconcile(
             Verdict(False, Reason.AWS_ERROR, exc.explain()), exists=False, up_to_date=False
         )
     exists = observed is not None or bool(known_arn)
+    if desired.observe_only and decision.verb not in (Verb.INVALID, Verb.DENIED):
+        return _observation(kind, desired, decision, observed)
     if not decision.allowed:
         reason = REFUSAL_REASONS[decision.verb]
         return Outcome(
@@ -321,6 +329,36 @@ def reconcile(
             warnings=decision.warnings,
         )
     return _write(clients, kind, desired, observed, decision, on_applied, known)
+
+
+def _observation(
+    kind: Kind, desired: Desired, decision: Decision, observed: Entity | None
+) -> Outcome:
+    """managementPolicy: Observe — report what Manage would change; write nothing, ever."""
+    if observed is None:
+        message = (
+            f"IAM {kind.noun} {desired.aws_name} does not exist "
+            "(managementPolicy: Observe never creates it)"
+        )
+        return Outcome(
+            Verdict(False, Reason.NOT_FOUND, message),
+            exists=False,
+            up_to_date=False,
+            warnings=decision.warnings,
+            observe_only=True,
+        )
+    differences = tuple(call.summary for call in decision.calls)
+    state = f"{len(differences)} difference(s) with the spec" if differences else "in sync"
+    return Outcome(
+        Verdict(
+            True, Reason.OBSERVED, f"IAM {kind.noun} exists; observe-only: {state}", *_ids(observed)
+        ),
+        exists=True,
+        up_to_date=not differences,
+        drift=differences,
+        warnings=decision.warnings,
+        observe_only=True,
+    )
 
 
 REFUSAL_REASONS = {
@@ -409,6 +447,8 @@ def finalize(clients: Clients, desired: Desired, on_applied: OnApplied | None = 
     """
     kind = registry.of(desired)
     applied: list[Action] = []
+    if desired.observe_only:  # never deletes anything in AWS, and reads nothing to know it
+        return _gone(kind, desired, applied, left=True)
 
     def record(action: Action) -> None:
         applied.append(action)

@@ -47,9 +47,11 @@ DESCRIPTION_PATTERN = re.compile(r"[\t\n\r\x20-\x7e\xa1-\xff]*")
 # \p{Z} is the Unicode space separators spelled out (\s would also let tabs and newlines through).
 TAG_PATTERN = re.compile(r"[\w.:/=+\-@ \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*")
 TAG_CHARACTERS = "letters, digits, spaces and _.:/=+-@"
-COMMON_FIELDS = frozenset({"deletionPolicy", "adopt"})
+COMMON_FIELDS = frozenset({"deletionPolicy", "adopt", "managementPolicy"})
 
 DeletionPolicy = Literal["Delete", "Retain"]
+# Observe: read AWS and report the differences, never write (not even a tag); see engine.reconcile.
+ManagementPolicy = Literal["Manage", "Observe"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,11 @@ class Desired:
     generation: int = 0
     adopt: bool = False
     deletion_policy: DeletionPolicy = "Delete"
+    management_policy: ManagementPolicy = "Manage"
+
+    @property
+    def observe_only(self) -> bool:
+        return self.management_policy == "Observe"
 
     @property
     def aws_name(self) -> str:
@@ -193,6 +200,10 @@ def finish(
     adopt = spec.get("adopt", False)
     if not isinstance(adopt, bool):
         errors.append(f"spec.adopt: must be true or false, got {adopt!r}")
+    management = spec.get("managementPolicy", "Manage")
+    if management not in ("Manage", "Observe"):
+        errors.append(f"spec.managementPolicy: must be Manage or Observe, got {management!r}")
+        management = "Manage"
     if errors:
         raise SpecError(errors)
     meta = obj.get("metadata") or {}
@@ -203,6 +214,7 @@ def finish(
         generation=generation if isinstance(generation, int) and is_int(generation) else 0,
         adopt=adopt is True,
         deletion_policy=deletion_policy,
+        management_policy=management,
     )
 
 

@@ -21,7 +21,7 @@ import functools
 import logging
 import random
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -79,6 +79,8 @@ class Runtime:
     # Findings depend only on spec (generation) and the suppression annotation: a drift check
     # reuses them instead of judging every document again each interval.
     judged: dict[str, tuple[tuple[int, str], tuple[Finding, ...]]] = field(default_factory=dict)
+    # Observe-only objects whose entity differs from the spec (or is missing), by kind.
+    out_of_sync: dict[str, set[str]] = field(default_factory=dict)
     # References (policies, groups) seen to exist, shared by every reconcile.
     known: KnownToExist = field(default_factory=KnownToExist)
 
@@ -95,6 +97,7 @@ class Runtime:
         if reason is None:  # the object is gone: so are its findings
             self.track_findings(uid, ())
             self.judged.pop(uid, None)
+            self.track_out_of_sync(uid, kind, False)
         new = (kind, reason) if reason is not None else None
         old = self.reasons.pop(uid, None)
         if new is not None:
@@ -105,6 +108,14 @@ class Runtime:
             if series is not None:
                 self.counts[series] += step
                 metrics.OBJECTS.labels(kind=series[0], reason=series[1]).set(self.counts[series])
+
+    def track_out_of_sync(self, uid: str, kind: str, out: bool) -> None:
+        """Keep the gauge of observe-only objects whose entity differs from the spec exact."""
+        members = self.out_of_sync.setdefault(kind, set())
+        before = len(members)
+        (members.add if out else members.discard)(uid)
+        if len(members) != before:
+            metrics.OUT_OF_SYNC.labels(kind=kind).set(len(members))
 
     def track_findings(self, uid: str, found: tuple[Finding, ...]) -> None:
         """Keep the findings gauge exact: replace this object's unsuppressed findings in it."""
@@ -415,7 +426,7 @@ async def _reconcile(
         patch,
         outcome.verdict,
         findings=rt.judge(body, desired),
-        guardrails=_guardrail_condition(outcome),
+        conditions=_conditions(body, status, outcome),
     )
     result = "synced" if outcome.ready else str(outcome.verdict.reason).lower()
     metrics.RECONCILES.labels(kind=kind, trigger=trigger, result=result).inc()
@@ -431,6 +442,32 @@ def _cluster(rt: Runtime, indices: Mapping[str, Any]) -> str:
             delay=10,
         )
     return found
+
+
+def _conditions(
+    body: kopf.Body, current: Mapping[str, Any], outcome: Outcome
+) -> list[dict[str, Any]]:
+    """The conditions beside Ready that this outcome sets."""
+    found = [_guardrail_condition(outcome)]
+    if outcome.observe_only:
+        synced = _synced_condition(outcome)
+        old = status.condition(current, "Synced")
+        if old is None or old.get("message") != synced["message"]:
+            kopf.event(body, type="Normal", reason="DriftObserved", message=synced["message"])
+        found.append(synced)
+    return found
+
+
+def _synced_condition(outcome: Outcome) -> dict[str, Any]:
+    """managementPolicy: Observe: whether AWS matches the spec, the differences in words."""
+    if not outcome.exists:
+        return {"type": "Synced", "status": "False", "reason": "NotFound",
+                "message": outcome.verdict.message}  # fmt: skip
+    if outcome.up_to_date:
+        return {"type": "Synced", "status": "True", "reason": "InSync",
+                "message": "AWS matches the spec"}  # fmt: skip
+    return {"type": "Synced", "status": "False", "reason": "OutOfSync",
+            "message": "; ".join(outcome.drift)}  # fmt: skip
 
 
 def _guardrail_condition(outcome: Outcome) -> dict[str, Any]:
@@ -489,7 +526,7 @@ def _write_status(
     patch: kopf.Patch,
     verdict: Verdict,
     findings: tuple[Finding, ...] | None = None,
-    guardrails: Mapping[str, Any] | None = None,
+    conditions: Sequence[Mapping[str, Any]] = (),
 ) -> None:
     """Ready from `verdict`; with `findings`, status.findings and SecurityFindings too, and
     with `guardrails` the GuardrailViolation condition (an error that stops short of a verdict
@@ -502,9 +539,12 @@ def _write_status(
         new = status.with_findings(new, [f.to_json() for f in findings], generation)
         rt.track_findings(str(body.metadata.uid), findings)
         _post_findings(body, current, findings)
-    if guardrails is not None:
-        condition = {**guardrails, "observedGeneration": generation}
+    for extra in conditions:
+        condition = {**extra, "observedGeneration": generation}
         new["conditions"] = status.set_condition(new["conditions"], condition)
+    synced = next((c for c in conditions if c["type"] == "Synced"), None)
+    if synced is not None:
+        rt.track_out_of_sync(str(body.metadata.uid), str(body["kind"]), synced["status"] != "True")
     if status.changed(current, new):
         for key, value in new.items():
             patch.status[key] = value

@@ -56,6 +56,14 @@ SNAPSHOT_AGE = Gauge(
     registry=REGISTRY,
 )
 
+OUT_OF_SYNC = Gauge(
+    "rolekeeper_out_of_sync_objects",
+    "Observe-only objects (managementPolicy: Observe) whose AWS entity differs from the spec or "
+    "does not exist, by kind: what flipping them to Manage would change.",
+    ["kind"],
+    registry=REGISTRY,
+)
+
 
 def record_aws_call(operation: str, code: str) -> None:
     AWS_CALLS.labels(operation=operation, code=code).inc()

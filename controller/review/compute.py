@@ -287,6 +287,13 @@ def _change(
         separator = "; " if decision.verb in (Verb.CONFLICT, Verb.REFUSED) else "\n"
         message = separator.join(decision.errors)
         return _base(desired, source, decision.verb.value, message="\n".join([message, *warned]))
+    if desired.observe_only:
+        return _base(
+            desired,
+            source,
+            "noop",
+            message="\n".join([_observing(kind, desired, decision, observed), *warned]),
+        )
     calls = world.refine(kind, desired, decision.calls)
     notes = list(decision.notes) + warned
     if world.clients is None:
@@ -295,6 +302,17 @@ def _change(
     return _base(
         desired, source, decision.verb.value, calls=calls, diff=diff, message="\n".join(notes)
     )
+
+
+def _observing(kind: Kind, desired: Desired, decision: Decision, observed: Entity | None) -> str:
+    """What an observe-only object reports: no call is ever made for it."""
+    head = "observe-only (spec.managementPolicy: Observe): nothing is written"
+    if observed is None:
+        return f"{head}; IAM {kind.noun} {desired.aws_name} does not exist (it is not created)"
+    if not decision.calls:
+        return f"{head}; AWS matches the spec"
+    listed = "".join(f"\n  - {call.summary}" for call in decision.calls)
+    return f"{head}; with Manage these {len(decision.calls)} call(s) would be made:{listed}"
 
 
 def _with_namespace(obj: Mapping[str, Any], namespace: str) -> Mapping[str, Any]:
