@@ -25,7 +25,14 @@ LOOKUPS: dict[str, tuple[str, str, Callable[[Any, str], Any]]] = {
     "PermissionsBoundary": ("policy", "GetPolicy", lambda c, v: c.get_policy(PolicyArn=v)),
     "GroupName": ("group", "GetGroup", lambda c, v: c.get_group(GroupName=v, MaxItems=1)),
 }
-ADDING = ("Create", "Attach", "Put", "Add")
+# Which calls attach what their parameter names (CreatePolicyVersion's PolicyArn is the policy
+# itself, not something it attaches): (call name prefix, parameter).
+ATTACHING = (
+    ("Attach", "PolicyArn"),
+    ("Create", "PermissionsBoundary"),
+    ("Put", "PermissionsBoundary"),
+    ("AddUserToGroup", "GroupName"),
+)
 
 
 @dataclass
@@ -51,10 +58,9 @@ def referenced(actions: Iterable[Action]) -> list[tuple[str, str]]:
     """(kind of reference, its name or ARN) for everything the calls attach, in order."""
     found: list[tuple[str, str]] = []
     for action in actions:
-        if not action.api.startswith(ADDING):
-            continue
-        for param, (what, _, _) in LOOKUPS.items():
-            value = action.params.get(param)
+        for prefix, param in ATTACHING:
+            value = action.params.get(param) if action.api.startswith(prefix) else None
+            what = LOOKUPS[param][0]
             if isinstance(value, str) and (what, value) not in found:
                 found.append((what, value))
     return found

@@ -228,7 +228,7 @@ def test_parse_dispatches_on_kind(obj: dict[str, Any], expected: type) -> None:
 def test_parse_rejects_another_kind() -> None:
     with pytest.raises(SpecError) as info:
         parse({**role_obj(), "kind": "IAMGroup"})
-    assert info.value.errors == ["kind: expected one of IAMRole, IAMUser, got 'IAMGroup'"]
+    assert info.value.errors == ["kind: expected one of IAMRole, IAMUser, IAMPolicy, got 'IAMGroup'"]
 
 
 # --- ownership tags ------------------------------------------------------------------------------
