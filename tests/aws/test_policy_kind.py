@@ -165,11 +165,10 @@ def test_update_creates_versions_and_prunes_the_oldest_at_five(clients: Clients,
     assert outcome.ready
     assert [a.api for a in outcome.applied] == ["DeletePolicyVersion", "CreatePolicyVersion"]
     assert outcome.applied[0].params["VersionId"] == "v1"
-    # GetPolicy 2: the read's, and engine/references.py's existence check before a Create*
-    # call naming a PolicyArn — for CreatePolicyVersion that is this policy itself (1 once the
-    # check skips a policy's own versions).
+    # One GetPolicy (the read's): CreatePolicyVersion names the policy itself, which the
+    # reference check (engine/references.py) does not look up.
     assert calls == {
-        "ListPolicies": 1, "GetPolicy": 2, "ListPolicyVersions": 1, "GetPolicyVersion": 5,
+        "ListPolicies": 1, "GetPolicy": 1, "ListPolicyVersions": 1, "GetPolicyVersion": 5,
         "DeletePolicyVersion": 1, "CreatePolicyVersion": 1,
     }
     assert versions(iam, arn) == {"v2": False, "v3": False, "v4": False, "v5": False, "v6": True}

@@ -199,10 +199,9 @@ def test_second_object_claiming_the_name_is_a_conflict(clients: Clients, iam: An
 @pytest.mark.parametrize(
     ("spec", "code", "fragment"),
     [
-        ({"managedPolicies": ["arn:aws:iam::aws:policy/DoesNotExist"]}, "NoSuchEntity", "DoesNotExist"),
         ({"inlinePolicies": {"bad": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3"}]}}}, "MalformedPolicyDocument", "arn:aws:s3"),
     ],
-    ids=["missing-managed-policy", "malformed-resource"],
+    ids=["malformed-resource"],
 )
 def test_terminal_error_reports_aws_message(clients: Clients, unique: Any, spec: dict[str, Any], code: str, fragment: str) -> None:
     outcome = reconcile(clients, role(unique("bad"), **spec))
@@ -250,7 +249,10 @@ def test_likely_absent_create_skips_the_read(clients: Clients, unique: Any) -> N
     assert outcome.ready and outcome.verdict.arn
     calls = clients.counter.snapshot()
     assert "GetRole" not in calls
-    assert sum(calls.values()) == 6  # CreateRole, 2 attaches, 1 put, profile create + add
+    # CreateRole, 2 attaches, 1 put, profile create + add; and first the 3 policies it
+    # references (2 managed, 1 boundary) are looked up: nothing is created half-made.
+    assert calls.pop("GetPolicy") == 3
+    assert sum(calls.values()) == 6
 
 
 def test_likely_absent_on_an_unowned_name_still_refuses(clients: Clients, iam: Any, unique: Any) -> None:
@@ -275,13 +277,44 @@ def test_likely_absent_after_a_crash_converges_an_owned_role(clients: Clients, i
 
 
 @pytest.mark.parametrize("likely_absent", [True, False], ids=["read-free-create", "read-first"])
-def test_create_that_fails_partway_reports_the_arn_it_made(
-    clients: Clients, unique: Any, likely_absent: bool
+@pytest.mark.parametrize(
+    ("spec", "missing"),
+    [
+        ({"managedPolicies": ["arn:aws:iam::aws:policy/DoesNotExist"]}, "policy arn:aws:iam::aws:policy/DoesNotExist"),
+        ({"permissionsBoundary": "arn:aws:iam::123456789012:policy/no-boundary"}, "policy arn:aws:iam::123456789012:policy/no-boundary"),
+    ],
+    ids=["managed-policy", "boundary"],
+)
+def test_a_missing_reference_creates_nothing(
+    clients: Clients, iam: Any, unique: Any, likely_absent: bool, spec: dict[str, Any], missing: str
 ) -> None:
-    missing = "arn:aws:iam::123456789012:policy/does-not-exist"
-    desired = role(unique("partial"), managedPolicies=[missing])
+    desired = role(unique("missing"), **spec)
     outcome = reconcile(clients, desired, likely_absent=likely_absent)
-    assert outcome.verdict.reason is Reason.AWS_ERROR and "NoSuchEntity" in outcome.verdict.message
+    assert outcome.verdict.reason is Reason.DEPENDENCY_NOT_READY
+    assert f"{missing} does not exist" in outcome.verdict.message
+    assert not outcome.exists and writes(clients) == {}
+    assert read_role(iam, desired.aws_name) is None
+
+
+def test_a_missing_group_adds_the_user_to_nothing(clients: Clients, iam: Any, unique: Any) -> None:
+    desired = user(unique("grouped"), groups=["no-such-group"])
+    outcome = reconcile(clients, desired)
+    assert outcome.verdict.reason is Reason.DEPENDENCY_NOT_READY
+    assert "group no-such-group does not exist" in outcome.verdict.message
+    assert writes(clients) == {}
+
+
+@pytest.mark.parametrize("likely_absent", [True, False], ids=["read-free-create", "read-first"])
+def test_create_that_fails_partway_reports_the_arn_it_made(
+    clients: Clients, iam: Any, unique: Any, likely_absent: bool
+) -> None:
+    # Someone else's instance profile holds the name: the role is made, then the profile step
+    # is refused (Rolekeeper never fills a profile it did not create).
+    name = unique("partial")
+    iam.create_instance_profile(InstanceProfileName=name)
+    desired = role(name, instanceProfile=True)
+    outcome = reconcile(clients, desired, likely_absent=likely_absent)
+    assert outcome.verdict.reason is Reason.AWS_ERROR and "not created by Rolekeeper" in outcome.verdict.message
     assert outcome.exists
     assert outcome.verdict.arn.endswith(f":role/{desired.aws_name}")
     assert outcome.verdict.entity_id.startswith("AROA")
