@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bench import admission
 from bench.workload import ACK_CALLS_PER_ROLE, MINIMAL_CALLS_PER_ROLE
 
 Result = Mapping[str, Any]
@@ -200,4 +201,6 @@ def render(results: Result) -> str:
         f"RAM, Linux {machine['kernel']}. Command: `{results['command']}` at commit "
         f"{results.get('commit', 'unknown')}, {results.get('wall_seconds', 0):.0f} s."
     )
+    if results.get("admission"):
+        lines.extend(admission.render(results["admission"]))
     return "\n".join(lines)

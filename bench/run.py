@@ -7,6 +7,7 @@ Environment knobs (defaults in brackets):
   BENCH_IDLE_INTERVALS   drift intervals observed for the no-drift / idle figures [3]
   BENCH_DRIFT_SAMPLES    least number of out-of-band changes timed per size [5]
   BENCH_THROUGHPUT_CALLS GetRole calls per moto throughput probe [500]
+  BENCH_ADMISSION_REQUESTS AdmissionReview POSTs to the webhook, 10 KB policy (0: skip) [200]
   BENCH_OUTPUT           JSON results [bench/results/latest.json]
 
 Layout: one moto server; the operator talks to it through proxy "op", the baselines and the
@@ -32,7 +33,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from bench import motoserver, proc, report, workload
+from bench import admission, motoserver, proc, report, workload
 from bench.cluster import Api, delta
 from tests.harness import moto
 from tests.harness.awsproxy import AwsProxy
@@ -73,6 +74,7 @@ class Settings:
     idle_intervals: int = 3
     drift_samples: int = 5
     throughput_calls: int = 500
+    admission_requests: int = 200
     output: Path = REPO / "bench" / "results" / "latest.json"
 
     @classmethod
@@ -87,6 +89,9 @@ class Settings:
             idle_intervals=int(env.get("BENCH_IDLE_INTERVALS", default.idle_intervals)),
             drift_samples=int(env.get("BENCH_DRIFT_SAMPLES", default.drift_samples)),
             throughput_calls=int(env.get("BENCH_THROUGHPUT_CALLS", default.throughput_calls)),
+            admission_requests=int(
+                env.get("BENCH_ADMISSION_REQUESTS", default.admission_requests)
+            ),
             output=Path(env.get("BENCH_OUTPUT", str(default.output))),
         )
 
@@ -143,6 +148,11 @@ def main() -> int:
             }
             for size in settings.sizes:
                 results["sizes"][str(size)] = measure_size(rig, size)
+            if settings.admission_requests:
+                rig.say(f"admission: {settings.admission_requests} requests, 10 KB policy")
+                results["admission"] = admission.measure(
+                    plane, rig.operator_env(), settings.admission_requests, rig.say
+                )
         finally:
             op_proxy.stop()
             bench_proxy.stop()

@@ -28,6 +28,15 @@ log = logging.getLogger(__name__)
 OPERATIONS: list[Literal["CREATE", "UPDATE"]] = ["CREATE", "UPDATE"]
 
 
+def handler_id(plural: str) -> str:
+    """A webhook's id: its URL path on the server (`/iamroles.iam.rolekeeper.dev`) and, with
+    Kopf's managed configuration, its name (`<id>.<configuration name>`). The API server wants
+    webhook names of at least three dot-separated segments, so the id carries the API group:
+    a bare `validate-iamroles` made every managed configuration invalid (422) and stopped the
+    operator. manifests/webhook.yaml uses the same paths."""
+    return f"{plural}.{GROUP}"
+
+
 def register(fail_closed: bool) -> None:
     """Validate every kind and IAMGuardrail; `fail_closed` sets failurePolicy: Fail."""
     for kind in registry.KINDS.values():
@@ -35,7 +44,7 @@ def register(fail_closed: bool) -> None:
             GROUP,
             VERSION,
             kind.plural,
-            id=f"validate-{kind.plural}",
+            id=handler_id(kind.plural),
             operations=OPERATIONS,
             ignore_failures=not fail_closed,
         )(validate_object)
@@ -43,7 +52,7 @@ def register(fail_closed: bool) -> None:
         GROUP,
         VERSION,
         "iamguardrails",
-        id="validate-iamguardrails",
+        id=handler_id("iamguardrails"),
         operations=OPERATIONS,
         ignore_failures=not fail_closed,
     )(validate_guardrail)

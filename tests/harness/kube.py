@@ -96,3 +96,21 @@ def events(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
     out = cluster.kubectl("get", "events", "-n", namespace, "-o", "json",
                           f"--field-selector=involvedObject.name={name}").stdout
     return list(json.loads(out)["items"])
+
+
+def apply_as(cluster: Cluster, namespace: str, user: str, groups: Iterable[str],
+             *objects: Mapping[str, Any], check: bool = True, dry_run: bool = False) -> Any:
+    """`apply` impersonating `user` in `groups` (the cluster's admin may impersonate), so RBAC
+    and admission see a tenant, not the admin. kubectl reports each refused object in stderr,
+    in the order of `objects`; `dry_run` asks the server to admit without storing."""
+    docs = [{**o, "metadata": {**o["metadata"], "namespace": namespace}} for o in objects]
+    who = [f"--as={user}", *(f"--as-group={g}" for g in groups)]
+    extra = ["--dry-run=server"] if dry_run else []
+    return cluster.kubectl("apply", *who, *extra, "-f", "-", input=yaml.safe_dump_all(docs),
+                           check=check, timeout=120)
+
+
+def admission_errors(stderr: str) -> list[str]:
+    """kubectl's "Error from server ..." reports, one per refused object, in order."""
+    parts = stderr.split("Error from server")[1:]
+    return [" ".join(("Error from server" + part).split()) for part in parts]
