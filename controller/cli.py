@@ -421,7 +421,7 @@ def import_command(args: argparse.Namespace) -> int:
             else:
                 clients = aws.connect()
                 aws.read_only(clients.iam)
-                snapshot = account.take(clients.iam)
+                snapshot = account.take(clients.iam, names=None)
         result = importer.run(snapshot, selector, args.namespace)
     except (ValueError, _AWSUnavailable) as exc:
         print(f"rolekeeper import: {exc}", file=sys.stderr)
@@ -448,7 +448,7 @@ def plan_command(args: argparse.Namespace) -> int:
     _note_ignored(found)
     try:
         with _aws_errors():
-            world = _world(args, len(found.manifests))
+            world = _world(args, found)
             review = compute.compute(
                 found, world, args.prune_scope, args.namespace, cluster_id=args.cluster_id
             )
@@ -511,7 +511,7 @@ def snapshot_command(args: argparse.Namespace) -> int:
         with _aws_errors():
             clients = aws.connect()
             aws.read_only(clients.iam)
-            snapshot = account.take(clients.iam)
+            snapshot = account.take(clients.iam, names=None)  # any policy may be planned later
     except _AWSUnavailable as exc:
         print(f"rolekeeper snapshot: {exc}", file=sys.stderr)
         return 1
@@ -542,9 +542,10 @@ def _aws_errors() -> Iterator[None]:
         raise _AWSUnavailable(f"cannot read AWS: {exc}{hint}") from exc
 
 
-def _world(args: argparse.Namespace, objects: int) -> World:
+def _world(args: argparse.Namespace, found: Input) -> World:
     from controller.aws import clients as aws  # noqa: PLC0415
     from controller.kinds import snapshot as account  # noqa: PLC0415
+    from controller.review import compute  # noqa: PLC0415
     from controller.review.compute import World  # noqa: PLC0415
 
     if args.snapshot:
@@ -557,8 +558,10 @@ def _world(args: argparse.Namespace, objects: int) -> World:
     clients = aws.connect()
     aws.read_only(clients.iam)
     # Prunes need every entity's owner tag, which only the account listing gives.
-    if args.prune_scope or objects > SNAPSHOT_THRESHOLD:
-        snapshot = account.take(clients.iam)
+    if args.prune_scope or len(found.manifests) > SNAPSHOT_THRESHOLD:
+        # Policies' tags for the names planned; with prunes, for every policy (any may be ours).
+        names = None if args.prune_scope else compute.aws_names(found)
+        snapshot = account.take(clients.iam, names=names)
         return World(
             clients=clients,
             snapshot=snapshot,

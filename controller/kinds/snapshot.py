@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,9 +59,15 @@ class AccountSnapshot:
         }
 
 
-def take(iam: Any) -> AccountSnapshot:
-    """Read the whole account (a few paginated calls) as entities of every kind."""
-    raw = raw_snapshot.read_raw(iam)
+def take(iam: Any, names: Collection[str] | None = ()) -> AccountSnapshot:
+    """Read the whole account (a few paginated calls) as entities of every kind.
+
+    Customer managed policies come without their tags (GetAccountAuthorizationDetails has
+    none), and ownership needs them: one ListPolicyTags per policy among `names` (the AWS names
+    of the objects the caller manages or plans), or per policy in the account when `names` is
+    None (`rolekeeper snapshot`, which cannot know which will be asked about).
+    """
+    raw = raw_snapshot.read_raw(iam, policy_tags=None if names is None else set(names))
     entities = {name: kind.from_snapshot(raw) for name, kind in registry.KINDS.items()}
     return AccountSnapshot(
         entities=entities, taken_at=raw.taken_at, pages=raw.pages, listed=len(raw.listed_roles)

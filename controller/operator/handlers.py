@@ -178,13 +178,17 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
     async def take_snapshot() -> snapshot.AccountSnapshot:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(executor, snapshot.take, clients.iam)
+        # Policy tags (ownership) only for the names this operator manages: not one call per
+        # customer policy of the account each interval.
+        names = {desired.aws_name for desired in sweeper.managed.values()}
+        return await loop.run_in_executor(executor, snapshot.take, clients.iam, names)
 
+    sweeper = Sweeper(take_snapshot, config.drift.interval)
     memo.runtime = Runtime(
         settings=config,
         clients=clients,
         executor=executor,
-        sweeper=Sweeper(take_snapshot, config.drift.interval),
+        sweeper=sweeper,
     )
     log.info("connected to AWS account %s (%s)", clients.account_id, clients.partition)
 

@@ -20,8 +20,10 @@ from controller.core.actions import Action, Ownership, claim
 from controller.core.errors import SpecError
 from controller.core.findings import SUPPRESS_ANNOTATION, Finding, Severity, findings_for, suppress
 from controller.core.guardrails import GuardrailError, parse_guardrail
+from controller.engine import references
 from controller.engine.gate import Gate
 from controller.engine.reconcile import Decision, Verb, decide, observe_and_decide
+from controller.engine.references import KnownToExist
 from controller.kinds import registry
 from controller.kinds.base import Desired, Entity, Kind, ObjectRef
 from controller.review.manifests import Input, Problem, Source, meta
@@ -132,6 +134,7 @@ class World:
 
     def __post_init__(self) -> None:
         self._owned = self.snapshot.owned() if self.snapshot is not None else {}
+        self._known = KnownToExist()
 
     @property
     def owned(self) -> Mapping[tuple[str, str], list[Entity]]:
@@ -144,6 +147,12 @@ class World:
         if clients is None:
             return None
         return lambda: kind.read(clients.iam, name, for_delete=for_delete)
+
+    def missing(self, calls: tuple[Action, ...]) -> list[str]:
+        """What the calls attach that AWS lacks, as the operator checks it ([] offline)."""
+        if self.clients is None:
+            return []
+        return references.missing(self.clients.iam, calls, self._known)
 
     def refine(self, kind: Kind, desired: Desired, calls: tuple[Action, ...]) -> tuple[Action, ...]:
         """What the operator executes of a plan: the kind's refinements that only AWS can
@@ -228,6 +237,17 @@ def _gate(found: Input, world: World) -> tuple[Gate, list[Problem]]:
     return gate, problems
 
 
+def aws_names(found: Input) -> set[str]:
+    """The AWS names the input's objects ask for (a spec's name field, else metadata.name)."""
+    names = set()
+    for manifest in found.manifests:
+        kind = registry.KINDS.get(manifest.kind)
+        spec = manifest.obj.get("spec")
+        name = spec.get(kind.name_field) if kind and isinstance(spec, Mapping) else None
+        names.add(name if isinstance(name, str) and name else meta(manifest.obj, "name"))
+    return names
+
+
 def _plan_one(desired: Desired, source: Source, world: World, gate: Gate) -> Change:
     """The operator's decision for one object, on the snapshot when it needs no call, else on a
     fresh read (when AWS can be read), exactly as the operator makes it."""
@@ -295,6 +315,11 @@ def _change(
             message="\n".join([_observing(kind, desired, decision, observed), *warned]),
         )
     calls = world.refine(kind, desired, decision.calls)
+    absent = world.missing(calls)
+    if absent:
+        nothing = "nothing would be created" if observed is None else "nothing would change"
+        message = f"{'; '.join(absent)}: {nothing} (the operator reports DependencyNotReady)"
+        return _base(desired, source, "invalid", message="\n".join([message, *warned]))
     notes = list(decision.notes) + warned
     if world.clients is None:
         notes += kind.offline_notes(observed, calls)

@@ -54,7 +54,7 @@ EMPTY_SNAPSHOT = {"formatVersion": 1, "roles": [], "users": []}
 
 
 def obj(kind: str, namespace: str, name: str, aws_name: str, uid: str = "", **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"roleName" if kind == "IAMRole" else "userName": aws_name, **spec}
+    body: dict[str, Any] = {registry.get(kind).name_field: aws_name, **spec}
     if kind == "IAMRole":
         body.setdefault("assumeRolePolicy", EC2_TRUST)
     return manifest(kind, name, body, namespace, **({"uid": uid} if uid else {}))
@@ -66,8 +66,19 @@ def write(directory: Path, *objects: dict[str, Any]) -> Path:
     return directory
 
 
+# The cluster every plan and operator run of this module stands for: its id, and guardrails that
+# allow adoption (tests/aws/golden/cluster.yaml).
+CLUSTER = "c-test"
+CLUSTER_ARGS = ["--cluster-id", CLUSTER, "--guardrails", str(Path(__file__).parent / "golden" / "cluster.yaml")]
+
+
+def parse(manifest: dict[str, Any]) -> Any:
+    """The object as this module's operator (cluster CLUSTER) parses it."""
+    return registry.parse(manifest).in_cluster(CLUSTER)
+
+
 def plan_json(capsys: Any, *args: str) -> tuple[int, dict[str, Any]]:
-    code = cli.main(["plan", "--format", "json", *args])
+    code = cli.main(["plan", "--format", "json", *CLUSTER_ARGS, *args])
     return code, json.loads(capsys.readouterr().out)
 
 
@@ -123,7 +134,7 @@ def build_golden_account() -> None:
         obj("IAMRole", "team-a", "renamed", "team-a-renamed-v1", "uid-renamed"),
         obj("IAMRole", "team-a", "old-worker", "team-a-old-worker", "uid-old", managedPolicies=[S3_READ], inlinePolicies={"write-logs": LOGS_POLICY}, instanceProfile=True),
     ):
-        assert reconcile(clients, registry.parse(old)).ready
+        assert reconcile(clients, parse(old)).ready
     console.create_role(RoleName="team-a-legacy", AssumeRolePolicyDocument=json.dumps(EC2_TRUST))
     console.create_role(RoleName="team-a-adopted", AssumeRolePolicyDocument=json.dumps(EC2_TRUST), Tags=[{"Key": "owner", "Value": "someone"}])
 
@@ -171,16 +182,17 @@ def test_each_action_kind(golden: Path, capsys: Any, name: str) -> None:
 
 
 def test_only_scoped_namespaces_are_pruned_and_other_kinds_noted(golden: Path, capsys: Any) -> None:
-    code = cli.main(["plan", "--format", "json", *GOLDEN_ARGS])
+    code = cli.main(["plan", "--format", "json", *CLUSTER_ARGS, *GOLDEN_ARGS])
     out, err = capsys.readouterr()
     assert sorted(c["name"] for c in json.loads(out)["changes"]) == sorted(EXPECTED)  # no team-b prune
-    assert "ignored 1 object(s)" in err and "Namespace team-a" in err
+    assert "ignored 1 object(s)" in err and "ConfigMap team-a/settings" in err
+    assert "Namespace" not in err  # read for the labels guardrails select namespaces by
     assert code == 1  # conflicts, a refusal and invalid specs: the merge would not converge
 
 
 @pytest.mark.parametrize(("fmt", "filename"), [("markdown", "plan.md"), ("json", "plan.json"), ("text", "plan.txt")])
 def test_golden_output(golden: Path, capsys: Any, fmt: str, filename: str) -> None:
-    cli.main(["plan", "--format", fmt, *GOLDEN_ARGS])
+    cli.main(["plan", "--format", fmt, *CLUSTER_ARGS, *GOLDEN_ARGS])
     out = capsys.readouterr().out
     if os.environ.get("ROLEKEEPER_UPDATE_GOLDEN") == "1":
         (GOLDEN / filename).write_text(out)
@@ -210,7 +222,7 @@ SAME_MEANING = {
 def test_equivalent_hand_written_trust_is_noop(clients: Clients, unique: Any, tmp_path: Path, capsys: Any, case: str) -> None:
     applied, hand_written = SAME_MEANING[case]
     name = unique("same")
-    reconcile(clients, registry.parse(obj("IAMRole", "team-a", name, name, "uid-1", assumeRolePolicy=applied)))
+    reconcile(clients, parse(obj("IAMRole", "team-a", name, name, "uid-1", assumeRolePolicy=applied)))
     _, doc = plan_json(capsys, str(write(tmp_path, obj("IAMRole", "team-a", name, name, assumeRolePolicy=hand_written))))
     # Findings are not this test's subject (an unconditioned account root has RK-TRUST-002).
     assert doc["changes"][0] | {"source": None, "findings": []} == {
@@ -221,7 +233,7 @@ def test_equivalent_hand_written_trust_is_noop(clients: Clients, unique: Any, tm
 
 def test_changed_trust_shows_a_semantic_diff(clients: Clients, unique: Any, tmp_path: Path, capsys: Any) -> None:
     name = unique("diff")
-    reconcile(clients, registry.parse(obj("IAMRole", "team-a", name, name, "uid-1")))
+    reconcile(clients, parse(obj("IAMRole", "team-a", name, name, "uid-1")))
     lambda_trust = {"Statement": [{"Effect": "Allow", "Principal": {"Service": ["lambda.amazonaws.com"]}, "Action": "sts:AssumeRole"}]}
     _, doc = plan_json(capsys, str(write(tmp_path, obj("IAMRole", "team-a", name, name, "uid-1", assumeRolePolicy=lambda_trust))))
     assert doc["changes"][0]["diff"] == [{
@@ -245,20 +257,20 @@ Scenario = Callable[[Clients, Any, str, Callable[[str], str]], tuple[list[dict[s
 
 def create_role(clients: Clients, console: Any, ns: str, unique: Callable[[str], str]) -> Any:
     manifest = obj("IAMRole", ns, "web", unique("web"), "uid-1", **FULL_ROLE)
-    return [manifest], lambda: reconcile(clients, registry.parse(manifest))
+    return [manifest], lambda: reconcile(clients, parse(manifest))
 
 
 def create_user(clients: Clients, console: Any, ns: str, unique: Callable[[str], str]) -> Any:
     group = unique("grp")
     console.create_group(GroupName=group)
     manifest = obj("IAMUser", ns, "ci", unique("ci"), "uid-1", path="/ci/", groups=[group], managedPolicies=[S3_READ], inlinePolicies={"logs": LOGS_POLICY}, permissionsBoundary=BOUNDARY, tags={"team": "a"})
-    return [manifest], lambda: reconcile(clients, registry.parse(manifest))
+    return [manifest], lambda: reconcile(clients, parse(manifest))
 
 
 def drifted_role(clients: Clients, console: Any, ns: str, unique: Callable[[str], str]) -> Any:
     manifest = obj("IAMRole", ns, "web", unique("drift"), "uid-1", **FULL_ROLE)
     name = manifest["spec"]["roleName"]
-    reconcile(clients, registry.parse(manifest))
+    reconcile(clients, parse(manifest))
     console.detach_role_policy(RoleName=name, PolicyArn=S3_READ)
     console.attach_role_policy(RoleName=name, PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")
     console.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "999999999999"}, "Action": "sts:AssumeRole"}]}))
@@ -268,7 +280,7 @@ def drifted_role(clients: Clients, console: Any, ns: str, unique: Callable[[str]
     console.tag_role(RoleName=name, Tags=[{"Key": "team", "Value": "b"}, {"Key": "extra", "Value": "x"}])
     console.update_role(RoleName=name, Description="hacked")
     console.remove_role_from_instance_profile(RoleName=name, InstanceProfileName=name)
-    return [manifest], lambda: reconcile(clients, registry.parse(manifest))
+    return [manifest], lambda: reconcile(clients, parse(manifest))
 
 
 def adopted_role(clients: Clients, console: Any, ns: str, unique: Callable[[str], str]) -> Any:
@@ -276,11 +288,11 @@ def adopted_role(clients: Clients, console: Any, ns: str, unique: Callable[[str]
     console.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(EC2_TRUST), Tags=[{"Key": "owner", "Value": "someone"}])
     console.attach_role_policy(RoleName=name, PolicyArn=DYNAMO_READ)
     manifest = obj("IAMRole", ns, "adopted", name, "uid-1", adopt=True, managedPolicies=[S3_READ])
-    return [manifest], lambda: reconcile(clients, registry.parse(manifest))
+    return [manifest], lambda: reconcile(clients, parse(manifest))
 
 
 def pruned_role(clients: Clients, console: Any, ns: str, unique: Callable[[str], str]) -> Any:
-    gone = registry.parse(obj("IAMRole", ns, "gone", unique("gone"), "uid-1", **FULL_ROLE))
+    gone = parse(obj("IAMRole", ns, "gone", unique("gone"), "uid-1", **FULL_ROLE))
     reconcile(clients, gone)
     console.put_role_policy(RoleName=gone.aws_name, PolicyName="by-hand", PolicyDocument=json.dumps(LOGS_POLICY))
     return [], lambda: finalize(clients, gone)
@@ -289,7 +301,7 @@ def pruned_role(clients: Clients, console: Any, ns: str, unique: Callable[[str],
 def pruned_user_with_credentials(clients: Clients, console: Any, ns: str, unique: Callable[[str], str]) -> Any:
     group = unique("grp")
     console.create_group(GroupName=group)
-    gone = registry.parse(obj("IAMUser", ns, "gone", unique("gone"), "uid-1", groups=[group], managedPolicies=[S3_READ], inlinePolicies={"logs": LOGS_POLICY}))
+    gone = parse(obj("IAMUser", ns, "gone", unique("gone"), "uid-1", groups=[group], managedPolicies=[S3_READ], inlinePolicies={"logs": LOGS_POLICY}))
     reconcile(clients, gone)
     console.create_access_key(UserName=gone.aws_name)
     console.create_login_profile(UserName=gone.aws_name, Password="Sup3r-secret-pw!")
@@ -302,7 +314,7 @@ def console_profile_left_by_adopted_role(clients: Clients, console: Any, ns: str
     console.create_instance_profile(InstanceProfileName=name)  # not ours: it must survive
     console.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
     manifest = obj("IAMRole", ns, "adopted", name, "uid-1", adopt=True)
-    return [manifest], lambda: reconcile(clients, registry.parse(manifest))
+    return [manifest], lambda: reconcile(clients, parse(manifest))
 
 
 def pruned_role_in_console_profile(clients: Clients, console: Any, ns: str, unique: Callable[[str], str]) -> Any:
@@ -310,7 +322,7 @@ def pruned_role_in_console_profile(clients: Clients, console: Any, ns: str, uniq
     console.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(EC2_TRUST))
     console.create_instance_profile(InstanceProfileName=name)
     console.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
-    gone = registry.parse(obj("IAMRole", ns, "adopted", name, "uid-1", adopt=True, instanceProfile=True))
+    gone = parse(obj("IAMRole", ns, "adopted", name, "uid-1", adopt=True, instanceProfile=True))
     reconcile(clients, gone)
     return [], lambda: finalize(clients, gone)
 
@@ -345,7 +357,7 @@ def test_examples_create_then_noop(moto_server: moto.MotoServer) -> None:
     with moto.running() as server, pointed_at(server):
         boto3.client("iam", region_name="us-east-1").create_group(GroupName="deployers")
         first = subprocess.run(
-            [str(ROLEKEEPER), "plan", "examples/", "--format", "json", "--detailed-exitcode"],
+            [str(ROLEKEEPER), "plan", "examples/", "--format", "json", "--detailed-exitcode", *CLUSTER_ARGS],
             cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=120, check=False,
         )
         assert first.returncode == 2, first.stderr
@@ -356,7 +368,7 @@ def test_examples_create_then_noop(moto_server: moto.MotoServer) -> None:
         with recording(clients.iam) as made:
             for o in objects:
                 uid = f"uid-{o['metadata']['name']}"
-                assert reconcile(clients, registry.parse({**o, "metadata": {**o["metadata"], "uid": uid}})).ready
+                assert reconcile(clients, parse({**o, "metadata": {**o["metadata"], "uid": uid}})).ready
         expected = []
         for change in planned["changes"]:
             # Manifests from Git have no uid yet: the plan shows a placeholder where it goes.
@@ -364,7 +376,7 @@ def test_examples_create_then_noop(moto_server: moto.MotoServer) -> None:
             expected += [(c["api"], decoded(c["params"])) for c in json.loads(text)]
         assert expected == made
         again = subprocess.run(
-            [str(ROLEKEEPER), "plan", "examples/", "--format", "json", "--detailed-exitcode"],
+            [str(ROLEKEEPER), "plan", "examples/", "--format", "json", "--detailed-exitcode", *CLUSTER_ARGS],
             cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=120, check=False,
         )
         assert again.returncode == 0, again.stderr
@@ -421,7 +433,7 @@ def test_bad_input_names_file_document_and_field(tmp_path: Path, empty_snapshot:
 def test_unreadable_input_lists_no_prunes(clients: Clients, unique: Any, tmp_path: Path, capsys: Any) -> None:
     """The objects of a file that cannot be read would look undeclared: never plan their delete."""
     ns = unique("ns")
-    reconcile(clients, registry.parse(obj("IAMRole", ns, "kept", unique("kept"), "uid-1")))
+    reconcile(clients, parse(obj("IAMRole", ns, "kept", unique("kept"), "uid-1")))
     (tmp_path / "kept.yaml").write_text("kind: IAMRole\nmetadata: {name: [kept\n")
     code, doc = plan_json(capsys, str(tmp_path), "--prune-scope", ns)
     assert (code, doc["changes"]) == (1, [])
@@ -454,7 +466,7 @@ def test_exit_codes(clients: Clients, unique: Any, tmp_path: Path, capsys: Any, 
     name = unique("exit")
     manifest = obj("IAMRole", "team-a", name, name, "uid-1")
     if state == "in-sync":
-        reconcile(clients, registry.parse(manifest))
+        reconcile(clients, parse(manifest))
     if state == "invalid":
         manifest["spec"]["maxSessionDuration"] = 1
     flags = ["--detailed-exitcode"] if detailed else []
@@ -464,9 +476,9 @@ def test_exit_codes(clients: Clients, unique: Any, tmp_path: Path, capsys: Any, 
 def test_snapshot_file_plans_with_aws_unreachable(clients: Clients, iam: Any, unique: Any, tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     ns = unique("ns")
     kept = obj("IAMRole", ns, "kept", unique("kept"), "uid-1", managedPolicies=[S3_READ])
-    reconcile(clients, registry.parse(kept))
-    reconcile(clients, registry.parse(obj("IAMRole", ns, "gone", unique("gone"), "uid-2")))
-    reconcile(clients, registry.parse(obj("IAMUser", ns, "gone-user", unique("gone"), "uid-3", managedPolicies=[S3_READ])))
+    reconcile(clients, parse(kept))
+    reconcile(clients, parse(obj("IAMRole", ns, "gone", unique("gone"), "uid-2")))
+    reconcile(clients, parse(obj("IAMUser", ns, "gone-user", unique("gone"), "uid-3", managedPolicies=[S3_READ])))
     iam.update_role(RoleName=kept["spec"]["roleName"], Description="edited by hand")
     manifests = str(write(tmp_path / "m", kept))
     _, live = plan_json(capsys, manifests, "--prune-scope", ns)
@@ -508,15 +520,19 @@ def test_docs_policy_is_exactly_the_calls_plan_makes(clients: Clients, iam: Any,
     monkeypatch.setattr(aws, "connect", counted_connect)
     ns = unique("ns")
     with_inline = {"inlinePolicies": {"logs": LOGS_POLICY}}
+    kept_policy = obj("IAMPolicy", ns, "policy", unique("policy"), "uid-5", document=LOGS_POLICY)
+    policy_arn = f"arn:aws:iam::123456789012:policy/{kept_policy['spec']['policyName']}"
     kept_role = obj("IAMRole", ns, "role", unique("role"), "uid-1", instanceProfile=True, **with_inline)
     kept_user = obj("IAMUser", ns, "user", unique("user"), "uid-2", **with_inline)
-    for o in (kept_role, kept_user, obj("IAMRole", ns, "gone-role", unique("gone"), "uid-3", instanceProfile=True), obj("IAMUser", ns, "gone-user", unique("gone"), "uid-4")):
-        reconcile(clients, registry.parse(o))
+    for o in (kept_policy, kept_role, kept_user, obj("IAMRole", ns, "gone-role", unique("gone"), "uid-3", instanceProfile=True), obj("IAMUser", ns, "gone-user", unique("gone"), "uid-4")):
+        reconcile(clients, parse(o))
     iam.tag_role(RoleName=kept_role["spec"]["roleName"], Tags=[{"Key": "drift", "Value": "x"}])
-    manifests = str(write(tmp_path, kept_role, kept_user))
+    # The role now also attaches the policy: plan looks it up first, as the operator does.
+    kept_role["spec"]["managedPolicies"] = [policy_arn]
+    manifests = str(write(tmp_path, kept_policy, kept_role, kept_user))
     plan_json(capsys, manifests)
     _, pruned = plan_json(capsys, manifests, "--prune-scope", ns)
-    assert [c["action"] for c in pruned["changes"]] == ["update", "noop", "delete", "delete"]
+    assert [c["action"] for c in pruned["changes"]] == ["noop", "update", "noop", "delete", "delete"]
     assert cli.main(["snapshot", "-o", str(tmp_path / "snap.json")]) == 0
     made = {f"iam:{op}" for c in used for op in c.counter.calls}
     assert made == documented_actions()
