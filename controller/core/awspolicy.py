@@ -75,6 +75,13 @@ _READS = [
     "iam:ListSigningCertificates",
     "iam:ListSSHPublicKeys",
     "iam:ListServiceSpecificCredentials",
+    "iam:GetPolicy",
+    "iam:GetPolicyVersion",
+    "iam:ListPolicies",
+    "iam:ListPolicyVersions",
+    "iam:ListPolicyTags",
+    "iam:ListEntitiesForPolicy",
+    "iam:GetGroup",
 ]
 
 
@@ -85,6 +92,7 @@ class _Scope:
     roles: list[str]
     profiles: list[str]
     users: list[str]  # empty: no guardrail allows users
+    policies: list[str]  # customer managed policies an IAMPolicy may create
     groups: list[str]
     boundaries: list[str] | None  # None: some guardrail requires none
     allowed_policies: list[str] | None  # None: some guardrail allows any
@@ -144,6 +152,17 @@ def operator_policy(
             owned,
         ),
     ]
+    statements.append(_allow(
+        # IAMPolicy: created carrying the ownership tags, changed and deleted only when owned.
+        "CreatePoliciesWithOwnershipTags", ["iam:CreatePolicy", "iam:TagPolicy"],
+        scope.policies, request_tags,
+    ))
+    statements.append(_allow(
+        "OwnedPolicies",
+        ["iam:CreatePolicyVersion", "iam:DeletePolicyVersion", "iam:SetDefaultPolicyVersion",
+         "iam:TagPolicy", "iam:UntagPolicy", "iam:DeletePolicy"],
+        scope.policies, owned,
+    ))
     if users:
         statements.append(_allow(
             "OwnedUsers",
@@ -248,6 +267,7 @@ def _scope(guardrails: Sequence[Guardrail], arn: str) -> _Scope:
         roles=_union(_arns(arn, "role", *_names(g.roles.names)) for g in rules),
         profiles=_union(_arns(arn, "instance-profile", *_names(g.roles.names)) for g in rules),
         users=_union(_arns(arn, "user", *_names(g.users.names)) for g in user_rules),
+        policies=_union(_arns(arn, "policy", *_names(g.policies.names)) for g in rules),
         groups=_union(_arns(arn, "group", g.users.groups, None) for g in user_rules),
         boundaries=_loosest([g.permissions_boundary for g in rules]),
         allowed_policies=_loosest([g.managed_policies.allowed for g in rules]),

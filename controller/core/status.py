@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,6 +41,8 @@ class Verdict:
     message: str
     arn: str = ""
     entity_id: str = ""
+    # Further status fields the kind reports (an IAMPolicy's defaultVersionId, ...).
+    fields: Mapping[str, Any] = field(default_factory=dict)
 
 
 def render(
@@ -66,6 +68,7 @@ def render(
     return {
         "arn": verdict.arn or previous.get("arn", ""),
         id_field: verdict.entity_id or previous.get(id_field, ""),
+        **verdict.fields,
         "observedGeneration": generation,
         "conditions": set_condition(previous.get("conditions"), ready, now),
     }

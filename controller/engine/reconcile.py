@@ -292,7 +292,7 @@ def reconcile(
                 log.info("%s: %s exists already; reading it", desired.ref.owner, desired.aws_name)
 
     def read() -> Entity | None:
-        return kind.read(clients.iam, desired.aws_name)
+        return kind.read(clients.iam, desired.aws_name, arn=known_arn)
 
     try:
         decision, observed = observe_and_decide(
@@ -323,7 +323,13 @@ def reconcile(
     if decision.verb is Verb.NOOP:
         assert observed is not None
         return Outcome(
-            Verdict(True, Reason.SYNCED, _synced_message(kind), *_ids(observed)),
+            Verdict(
+                True,
+                Reason.SYNCED,
+                _synced_message(kind),
+                *_ids(observed),
+                fields=kind.status_fields(observed, ()),
+            ),
             exists=True,
             up_to_date=True,
             warnings=decision.warnings,
@@ -351,7 +357,11 @@ def _observation(
     state = f"{len(differences)} difference(s) with the spec" if differences else "in sync"
     return Outcome(
         Verdict(
-            True, Reason.OBSERVED, f"IAM {kind.noun} exists; observe-only: {state}", *_ids(observed)
+            True,
+            Reason.OBSERVED,
+            f"IAM {kind.noun} exists; observe-only: {state}",
+            *_ids(observed),
+            fields=kind.status_fields(observed, ()),
         ),
         exists=True,
         up_to_date=not differences,
@@ -427,11 +437,12 @@ def _execute(
         created = kind.created(result.action, result.response)
         if created is not None:
             arn, entity_id = created
+    fields = kind.status_fields(observed, [(a.action, a.response) for a in done])
     return Outcome(
         # Same words as a check that found nothing to do: "created"/"updated" would be history
         # (the Events keep it), and rewording it on the next drift check costs every object a
         # status write for nothing.
-        Verdict(True, Reason.SYNCED, _synced_message(kind), arn, entity_id),
+        Verdict(True, Reason.SYNCED, _synced_message(kind), arn, entity_id, fields=fields),
         exists=True,
         up_to_date=True,
         applied=tuple(a.action for a in done),
@@ -439,7 +450,12 @@ def _execute(
     )
 
 
-def finalize(clients: Clients, desired: Desired, on_applied: OnApplied | None = None) -> Outcome:
+def finalize(
+    clients: Clients,
+    desired: Desired,
+    on_applied: OnApplied | None = None,
+    known_arn: str = "",
+) -> Outcome:
     """Delete (or, with Retain, release) what `desired` owns in AWS; success only once clean.
 
     One DeleteConflict (something attached between our read and our delete) is answered by a
@@ -456,7 +472,9 @@ def finalize(clients: Clients, desired: Desired, on_applied: OnApplied | None = 
             on_applied(action)
 
     for attempt in range(2):
-        observed = kind.read(clients.iam, desired.aws_name, for_delete=True, rare=attempt > 0)
+        observed = kind.read(
+            clients.iam, desired.aws_name, for_delete=True, rare=attempt > 0, arn=known_arn
+        )
         if observed is None:
             orphans = kind.cleanup_orphans(clients.iam, desired, None)
             apply.execute(clients.iam, kind, orphans, record)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -133,7 +133,13 @@ class Kind(Protocol):
     def view(self, desired: Desired) -> EntityView: ...
     def placeholder(self, name: str) -> Entity: ...
     def read(
-        self, iam: IAMClient, name: str, *, for_delete: bool = False, rare: bool = False
+        self,
+        iam: IAMClient,
+        name: str,
+        *,
+        for_delete: bool = False,
+        rare: bool = False,
+        arn: str = "",
     ) -> Entity | None: ...
     def from_snapshot(self, raw: RawSnapshot) -> dict[str, Entity]: ...
     def to_json(self, entity: Entity) -> dict[str, Any]: ...
@@ -155,6 +161,9 @@ class Kind(Protocol):
     def tolerate(self, iam: IAMClient, action: Action, error: AWSError) -> bool: ...
     def offline_notes(self, entity: Entity | None, actions: tuple[Action, ...]) -> list[str]: ...
     def to_manifest(self, entity: Entity, namespace: str, name: str) -> dict[str, Any]: ...
+    def status_fields(
+        self, observed: Entity | None, applied: Sequence[tuple[Action, Mapping[str, Any]]]
+    ) -> dict[str, Any]: ...
 
 
 # --- object parsing: shared by every kind ----------------------------------------------------

@@ -42,7 +42,7 @@ attach with NoSuchEntity (its own Ready=False), which is what removing a declare
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -343,6 +343,26 @@ class PolicyKind:
             for a in actions
             if a.api == "DeletePolicy"
         ]
+
+    def status_fields(
+        self, observed: Entity | None, applied: Sequence[tuple[Action, Mapping[str, Any]]]
+    ) -> dict[str, Any]:
+        """defaultVersionId and attachmentCount: as observed, then as the calls left them."""
+        fields: dict[str, Any] = {}
+        if observed is not None:
+            seen = _policy(observed)
+            fields = {"defaultVersionId": seen.default_version_id,
+                      "attachmentCount": seen.attachment_count}  # fmt: skip
+        for action, response in applied:
+            if action.api == "CreatePolicy" and "Policy" in response:
+                made = response["Policy"]
+                fields = {"defaultVersionId": str(made.get("DefaultVersionId", "v1")),
+                          "attachmentCount": int(made.get("AttachmentCount", 0))}  # fmt: skip
+            elif action.api == "CreatePolicyVersion" and "PolicyVersion" in response:
+                fields["defaultVersionId"] = str(response["PolicyVersion"]["VersionId"])
+            elif action.api == "SetDefaultPolicyVersion":
+                fields["defaultVersionId"] = str(action.params["VersionId"])
+        return fields
 
     def to_manifest(self, entity: Entity, namespace: str, name: str) -> dict[str, Any]:
         """The IAMPolicy a person would write for an observed policy (`rolekeeper import`):

@@ -9,7 +9,7 @@ live here too.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -156,7 +156,13 @@ class RoleKind:
     # --- read ----------------------------------------------------------------------------------
 
     def read(
-        self, iam: IAMClient, name: str, *, for_delete: bool = False, rare: bool = False
+        self,
+        iam: IAMClient,
+        name: str,
+        *,
+        for_delete: bool = False,
+        rare: bool = False,
+        arn: str = "",
     ) -> Role | None:
         """GetRole + attached, inline (each document), instance profiles; None when absent."""
         found = calls.get_or_none("GetRole", lambda: iam.get_role(RoleName=name))
@@ -317,6 +323,11 @@ class RoleKind:
             for a in actions
             if a.api == "DeleteInstanceProfile"
         ]
+
+    def status_fields(
+        self, observed: Entity | None, applied: Sequence[tuple[Action, Mapping[str, Any]]]
+    ) -> dict[str, Any]:
+        return {}  # arn and id are all a status needs
 
     def to_manifest(self, entity: Entity, namespace: str, name: str) -> dict[str, Any]:
         """The IAMRole a person would write for an observed role (`rolekeeper import`): AWS's

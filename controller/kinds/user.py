@@ -6,7 +6,7 @@ to delete the user over; they are read only before a delete, and deleted first.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -118,7 +118,13 @@ class UserKind:
         return User(name=name)
 
     def read(
-        self, iam: IAMClient, name: str, *, for_delete: bool = False, rare: bool = False
+        self,
+        iam: IAMClient,
+        name: str,
+        *,
+        for_delete: bool = False,
+        rare: bool = False,
+        arn: str = "",
     ) -> User | None:
         """GetUser + attached, inline, groups; `for_delete` adds what blocks DeleteUser, and
         `rare` also lists service-specific credentials (CodeCommit, Keyspaces): few users have
@@ -223,6 +229,11 @@ class UserKind:
         ):
             return [NO_CREDENTIALS]
         return []
+
+    def status_fields(
+        self, observed: Entity | None, applied: Sequence[tuple[Action, Mapping[str, Any]]]
+    ) -> dict[str, Any]:
+        return {}  # arn and id are all a status needs
 
     def to_manifest(self, entity: Entity, namespace: str, name: str) -> dict[str, Any]:
         """The IAMUser a person would write for an observed user (`rolekeeper import`), in the

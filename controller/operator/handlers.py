@@ -295,7 +295,8 @@ async def on_delete(
     async with rt.lock(uid):
         with metrics.RECONCILE_SECONDS.labels(kind=kind, trigger="delete").time():
             try:
-                outcome = await rt.run(finalize, rt.clients, desired)
+                known_arn = str(status.get("arn") or "")
+                outcome = await rt.run(finalize, rt.clients, desired, known_arn=known_arn)
             except AWSError as exc:
                 _post_applied(body, exc.applied, drift=False)
                 message = f"cannot delete IAM {_noun(desired)} yet: {exc}"

@@ -228,7 +228,7 @@ def test_a_pinned_cluster_id_must_match_exactly() -> None:
 def test_users_disallowed_means_no_user_writes() -> None:
     writes = {a for a in allowed_actions(SCENARIOS["no-users"]()) if "User" in a or "Group" in a}
     assert writes <= {"iam:GetUser", "iam:GetUserPolicy", "iam:ListUserPolicies",
-                      "iam:ListAttachedUserPolicies", "iam:ListGroupsForUser"}
+                      "iam:ListAttachedUserPolicies", "iam:ListGroupsForUser", "iam:GetGroup"}
 
 
 def test_several_guardrails_the_loosest_wins() -> None:
