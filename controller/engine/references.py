@@ -18,6 +18,7 @@ from typing import Any
 
 from controller.aws import calls as aws_calls
 from controller.core.actions import Action
+from controller.kinds.base import Desired, PolicyRef, resolve_references
 
 # Parameters that name something a call attaches, and how to look it up.
 LOOKUPS: dict[str, tuple[str, str, Callable[[Any, str], Any]]] = {
@@ -80,3 +81,37 @@ def missing(client: Any, actions: Iterable[Action], known: KnownToExist) -> list
         else:
             known.remember(key)
     return absent
+
+
+# --- IAMPolicy references (managedPolicyRefs, permissionsBoundaryRef) -----------------------
+
+# How an IAMPolicy object is found: (its ARN, "") when usable, else ("", why not).
+PolicyLookup = Callable[[PolicyRef], tuple[str, str]]
+
+
+def resolve(desired: Desired, lookup: PolicyLookup) -> tuple[Desired, list[str]]:
+    """`desired` with its IAMPolicy references replaced by ARNs, or the reasons some cannot be
+    (then nothing of the object is applied: a role never runs with part of its policies)."""
+    if not desired.references:
+        return desired, []
+    arns: dict[PolicyRef, str] = {}
+    missing = []
+    for ref in desired.references:
+        arn, why = lookup(ref)
+        if arn:
+            arns[ref] = arn
+        else:
+            missing.append(f"spec.{ref.field}: {ref} {why}")
+    if missing:
+        return desired, missing
+    return resolve_references(desired, arns), []
+
+
+SHARE_ANNOTATION = "iam.rolekeeper.dev/shared-with"
+
+
+def shared_with(annotation: str, namespace: str) -> bool:
+    """Whether a policy's shared-with annotation ("*" or namespaces, comma-separated) lets
+    objects of `namespace` reference it (its own namespace always may)."""
+    wanted = {part.strip() for part in annotation.split(",") if part.strip()}
+    return "*" in wanted or namespace in wanted

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
 
     from controller.aws.snapshot import RawSnapshot
+    from controller.kinds.accesskeys import AccessKeySpec
 
 __all__ = ["DEFAULT_LIMITS", "Desired", "Entity", "Kind", "Limits", "ObjectRef", "SpecError"]
 
@@ -48,6 +49,8 @@ DESCRIPTION_PATTERN = re.compile(r"[\t\n\r\x20-\x7e\xa1-\xff]*")
 TAG_PATTERN = re.compile(r"[\w.:/=+\-@ \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*")
 TAG_CHARACTERS = "letters, digits, spaces and _.:/=+-@"
 COMMON_FIELDS = frozenset({"deletionPolicy", "adopt", "managementPolicy"})
+# Fields naming an IAMPolicy object instead of an ARN (roles and users).
+REFERENCE_FIELDS = frozenset({"managedPolicyRefs", "permissionsBoundaryRef"})
 
 DeletionPolicy = Literal["Delete", "Retain"]
 # Observe: read AWS and report the differences, never write (not even a tag); see engine.reconcile.
@@ -91,6 +94,20 @@ class Entity(Protocol):
 
 
 @dataclass(frozen=True)
+class PolicyRef:
+    """An IAMPolicy object a role or user attaches (`managedPolicyRefs`) or is bounded by
+    (`permissionsBoundaryRef`), by namespace and name; resolved to the policy's ARN once that
+    object is Ready."""
+
+    field: Literal["managedPolicyRefs", "permissionsBoundaryRef"]
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"IAMPolicy {self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
 class Desired:
     """What one custom resource asks for: the entity plus how Rolekeeper may treat AWS."""
 
@@ -100,6 +117,9 @@ class Desired:
     adopt: bool = False
     deletion_policy: DeletionPolicy = "Delete"
     management_policy: ManagementPolicy = "Manage"
+    references: tuple[PolicyRef, ...] = ()  # unresolved IAMPolicy references
+    # A user's spec.accessKey (kinds/accesskeys.py): one key, delivered as a Secret, rotated.
+    access_key: AccessKeySpec | None = None
 
     @property
     def observe_only(self) -> bool:
@@ -200,6 +220,7 @@ def finish(
     entity: Entity,
     spec: Mapping[str, Any],
     errors: list[str],
+    references: tuple[PolicyRef, ...] = (),
 ) -> Desired:
     """The Desired for a parsed entity, or SpecError naming every broken rule."""
     deletion_policy = spec.get("deletionPolicy", "Delete")
@@ -224,6 +245,7 @@ def finish(
         adopt=adopt is True,
         deletion_policy=deletion_policy,
         management_policy=management,
+        references=references,
     )
 
 
@@ -645,3 +667,77 @@ def manifest(
         "metadata": {"name": name, "namespace": namespace},
         "spec": full,
     }
+
+
+def references_field(
+    spec: Mapping[str, Any], namespace: str, limits: Limits, errors: list[str]
+) -> tuple[PolicyRef, ...]:
+    """`managedPolicyRefs` and `permissionsBoundaryRef`: IAMPolicy objects by name (the same
+    namespace unless `namespace` is given). The quota counts them with the literal ARNs."""
+    found: list[PolicyRef] = []
+    items = spec.get("managedPolicyRefs") or []
+    if not isinstance(items, list):
+        errors.append("spec.managedPolicyRefs: must be a list of {name, namespace}")
+        items = []
+    for i, item in enumerate(items):
+        parsed = _policy_ref(item, f"spec.managedPolicyRefs[{i}]", "managedPolicyRefs",
+                             namespace, errors)  # fmt: skip
+        if parsed is not None:
+            if parsed in found:
+                errors.append(f"spec.managedPolicyRefs[{i}]: {parsed} is listed more than once")
+            found.append(parsed)
+    literal = spec.get("managedPolicies") or []
+    strings = {v for v in literal if isinstance(v, str)} if isinstance(literal, list) else set()
+    total = len(found) + len(strings)
+    if found and total > limits.managed_policy_count:
+        errors.append(
+            f"spec.managedPolicyRefs: {total} policies with spec.managedPolicies exceeds the "
+            f"limit {limits.managed_policy_count}"
+        )
+    boundary = spec.get("permissionsBoundaryRef")
+    if boundary is not None:
+        if spec.get("permissionsBoundary"):
+            errors.append(
+                "spec.permissionsBoundaryRef: give either permissionsBoundary (an ARN) or "
+                "permissionsBoundaryRef (an IAMPolicy), not both"
+            )
+        parsed = _policy_ref(boundary, "spec.permissionsBoundaryRef", "permissionsBoundaryRef",
+                             namespace, errors)  # fmt: skip
+        if parsed is not None:
+            found.append(parsed)
+    return tuple(found)
+
+
+def _policy_ref(
+    item: object,
+    where: str,
+    field: Literal["managedPolicyRefs", "permissionsBoundaryRef"],
+    namespace: str,
+    errors: list[str],
+) -> PolicyRef | None:
+    if not isinstance(item, Mapping) or not isinstance(item.get("name"), str) or not item["name"]:
+        errors.append(f"{where}: must be {{name: <IAMPolicy name>}} (namespace optional)")
+        return None
+    other = item.get("namespace", namespace)
+    if not isinstance(other, str) or not other:
+        errors.append(f"{where}.namespace: must be a namespace name")
+        return None
+    unknown = sorted(str(k) for k in item if k not in ("name", "namespace"))
+    if unknown:
+        errors.append(f"{where}: unknown field {unknown[0]}")
+    return PolicyRef(field, other, str(item["name"]))
+
+
+def resolve_references(desired: Desired, arns: Mapping[PolicyRef, str]) -> Desired:
+    """`desired` with every reference replaced by its policy's ARN (all must be in `arns`)."""
+    if not desired.references:
+        return desired
+    entity: Any = desired.entity
+    managed = {arns[r] for r in desired.references if r.field == "managedPolicyRefs"}
+    boundary = [arns[r] for r in desired.references if r.field == "permissionsBoundaryRef"]
+    entity = replace(
+        entity,
+        managed_policies=frozenset(entity.managed_policies) | managed,
+        permissions_boundary=boundary[0] if boundary else entity.permissions_boundary,
+    )
+    return replace(desired, entity=entity, references=())

@@ -17,6 +17,8 @@ API_VERSION = f"{GROUP}/{VERSION}"
 
 KINDS: Mapping[str, Kind] = {k.name: k for k in (role.KIND, user.KIND, policy.KIND)}
 KIND_NAMES = tuple(KINDS)
+# The kind that managedPolicyRefs and permissionsBoundaryRef name.
+REFERENCED: Kind = policy.KIND
 
 
 def get(name: str) -> Kind:

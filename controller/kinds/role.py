@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from controller.aws.snapshot import RawSnapshot
 
-FIELDS = frozenset(
+FIELDS = base.REFERENCE_FIELDS | frozenset(
     {
         "roleName",
         "path",
@@ -133,7 +133,8 @@ class RoleKind:
             tags=base.tags_field(spec, limits, errors),
             instance_profiles=frozenset({name}) if instance_profile is True else frozenset(),
         )
-        return base.finish(obj, ref, role, spec, errors)
+        refs = base.references_field(spec, ref.namespace, limits, errors)
+        return base.finish(obj, ref, role, spec, errors, refs)
 
     def view(self, desired: Desired) -> EntityView:
         role = _role(desired.entity)

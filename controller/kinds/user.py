@@ -7,14 +7,14 @@ to delete the user over; they are read only before a delete, and deleted first.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from controller.aws import calls
 from controller.core.actions import Action, act
 from controller.core.errors import AWSError
 from controller.core.view import EntityView
-from controller.kinds import base
+from controller.kinds import accesskeys, base
 from controller.kinds.base import DEFAULT_LIMITS, Desired, Entity, Limits
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from controller.aws.snapshot import RawSnapshot
 
-FIELDS = frozenset(
+FIELDS = base.REFERENCE_FIELDS | frozenset(
     {
         "userName",
         "path",
@@ -31,6 +31,7 @@ FIELDS = frozenset(
         "permissionsBoundary",
         "groups",
         "tags",
+        "accessKey",
     }
 )
 NO_CREDENTIALS = (
@@ -98,7 +99,12 @@ class UserKind:
             groups=base.groups_field(spec, errors),
             tags=base.tags_field(spec, limits, errors),
         )
-        return base.finish(obj, ref, user, spec, errors)
+        refs = base.references_field(spec, ref.namespace, limits, errors)
+        meta = obj.get("metadata") or {}
+        key = accesskeys.parse(
+            spec, meta if isinstance(meta, Mapping) else {}, f"{ref.name}-aws-credentials", errors
+        )
+        return replace(base.finish(obj, ref, user, spec, errors, refs), access_key=key)
 
     def view(self, desired: Desired) -> EntityView:
         user = _user(desired.entity)
@@ -112,6 +118,7 @@ class UserKind:
             permissions_boundary=user.permissions_boundary,
             groups=user.groups,
             adopt=desired.adopt,
+            access_keys=desired.access_key is not None,
         )
 
     def placeholder(self, name: str) -> User:
@@ -290,6 +297,12 @@ def _create(desired: Desired, user: User, partition: str) -> tuple[Action, ...]:
     actions += base.attach("User", user.name, user.managed_policies)
     actions += base.put_inline("User", user.name, user.inline_policies, {}, partition)
     actions += _add_groups(user.name, user.groups)
+    if desired.access_key is not None and not desired.observe_only:
+        # What `plan` shows; the operator runs it in its own step (controller.operator.secrets),
+        # announced in the Secret first and written there at once: its answer holds the secret.
+        actions.append(
+            act("CreateAccessKey", f"Created access key of user {user.name}", UserName=user.name)
+        )
     return tuple(actions)
 
 

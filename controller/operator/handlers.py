@@ -45,6 +45,7 @@ from controller.core.findings import (
     suppress,
 )
 from controller.core.status import Reason, Verdict
+from controller.engine import references
 from controller.engine.reconcile import Outcome, finalize, reconcile
 from controller.engine.references import KnownToExist
 from controller.engine.sweep import Sweeper
@@ -57,6 +58,8 @@ from controller.settings import Settings
 # Chosen once, never to change: renaming them would orphan finalizers and progress on upgrade.
 FINALIZER = f"{GROUP}/finalizer"
 ANNOTATION_PREFIX = GROUP
+# Longest wait between checks of an object whose IAMPolicy is not Ready yet (seconds).
+DEPENDENCY_RETRY_CEILING = 15.0
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -361,6 +364,19 @@ async def _reconcile(
     indices: Mapping[str, Any] | None = None,
 ) -> None:
     kind = desired.ref.kind
+    namespace = desired.ref.namespace
+    desired, missing = references.resolve(
+        desired, lambda ref: platform.policy_arn(indices or {}, ref, namespace)
+    )
+    if missing:
+        # Nothing is applied until every referenced IAMPolicy is Ready (never half the
+        # policies); retried soon, not at the next drift interval, and on its own timeline.
+        message = "; ".join(missing)
+        if _ready(status) != (Reason.DEPENDENCY_NOT_READY, message):
+            kopf.warn(body, reason=str(Reason.DEPENDENCY_NOT_READY), message=message)
+        _write_status(rt, body, status, patch, Verdict(False, Reason.DEPENDENCY_NOT_READY, message))
+        metrics.RECONCILES.labels(kind=kind, trigger=trigger, result="dependencynotready").inc()
+        raise kopf.TemporaryError(message, delay=_backoff(retry, DEPENDENCY_RETRY_CEILING))
     gate = platform.gate(
         indices or {},
         desired,

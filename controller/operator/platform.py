@@ -16,14 +16,16 @@ from typing import Any
 import kopf
 
 from controller.core.guardrails import Guardrail, GuardrailError, parse_guardrail
+from controller.engine import references
 from controller.engine.gate import Gate, operator_identity
 from controller.kinds import registry
-from controller.kinds.base import Desired
+from controller.kinds.base import Desired, PolicyRef
 from controller.kinds.registry import GROUP, VERSION
 
 log = logging.getLogger(__name__)
 
 NAMESPACES = "rk_namespaces"
+POLICIES = "rk_policies"
 GUARDRAILS = "rk_guardrails"
 OBJECTS = "rk_objects"
 IDENTITY_NAMESPACE = "kube-system"
@@ -36,6 +38,7 @@ def register() -> None:
     """Register the indices (Kopf fills them before any handler runs)."""
     kopf.index("", "v1", "namespaces", id=NAMESPACES)(_namespace)
     kopf.index(GROUP, VERSION, "iamguardrails", id=GUARDRAILS)(_guardrail)
+    kopf.index(GROUP, VERSION, "iampolicies", id=POLICIES)(_policy)
     for kind in registry.KINDS.values():
         kopf.index(GROUP, VERSION, kind.plural, id=f"{OBJECTS}_{kind.plural}")(_object)
 
@@ -56,6 +59,34 @@ def _object(
     body: kopf.Body, namespace: str | None, uid: str, meta: kopf.Meta, **_: Any
 ) -> dict[str, Age]:
     return {namespace or "": (str(body["kind"]), str(meta.creation_timestamp or ""), uid)}
+
+
+def _policy(
+    namespace: str | None, name: str, status: kopf.Status, annotations: Mapping[str, str], **_: Any
+) -> dict[str, tuple[str, bool, str]]:
+    """(ARN, Ready, shared-with annotation) of an IAMPolicy, by namespace/name."""
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or ()
+    )
+    share = annotations.get(references.SHARE_ANNOTATION, "")
+    return {f"{namespace}/{name}": (str(status.get("arn") or ""), ready, share)}
+
+
+def policy_arn(indices: Mapping[str, Any], ref: PolicyRef, namespace: str) -> tuple[str, str]:
+    """The ARN an object of `namespace` may use for `ref`, or ("", why not)."""
+    found = _values(indices.get(POLICIES), f"{ref.namespace}/{ref.name}")
+    if not found:
+        return "", "does not exist"
+    arn, ready, share = found[0]
+    if ref.namespace != namespace and not references.shared_with(share, namespace):
+        return "", (
+            f"is not shared with namespace {namespace} (its {references.SHARE_ANNOTATION} "
+            "annotation does not list it)"
+        )
+    if not ready or not arn:
+        return "", "is not Ready yet"
+    return str(arn), ""
 
 
 def _values(index: Any, key: str) -> list[Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from controller.core import policy
@@ -25,7 +26,7 @@ from controller.engine.gate import Gate
 from controller.engine.reconcile import Decision, Verb, decide, observe_and_decide
 from controller.engine.references import KnownToExist
 from controller.kinds import registry
-from controller.kinds.base import Desired, Entity, Kind, ObjectRef
+from controller.kinds.base import Desired, Entity, Kind, ObjectRef, PolicyRef
 from controller.review.manifests import Input, Problem, Source, meta
 
 if TYPE_CHECKING:
@@ -131,6 +132,9 @@ class World:
     partition: str = "aws"  # bare account ids in policies become root ARNs of this partition
     # The account the objects live in: lets findings tell a foreign trusted account (RK-TRUST-003).
     account_id: str | None = None
+    # Show the current settings of entities the input's objects neither own nor may adopt
+    # (`--show-foreign`, for trusted contexts); by default a plan says only that they exist.
+    show_foreign: bool = False
 
     def __post_init__(self) -> None:
         self._owned = self.snapshot.owned() if self.snapshot is not None else {}
@@ -197,14 +201,21 @@ def compute(
             slots.append(_invalid(obj, manifest.source, exc.errors))
     changes: list[Change] = []
     claimed: dict[tuple[str, str], Desired] = {}
+    policies = _Policies(
+        [slot[0] for slot in slots if not isinstance(slot, Change)], _shares(found, namespace), world
+    )
     for slot in slots:
         if isinstance(slot, Change):
             changes.append(slot)
             continue
         desired, source, suppressions = slot
         first = claimed.setdefault((desired.ref.kind, desired.aws_name), desired)
-        if first is not desired:
+        desired, missing = references.resolve(desired, partial(policies.arn, desired.ref.namespace))
+        if first is not slot[0]:
             change = _name_clash(desired, source, first, declared)
+        elif missing:
+            message = "\n".join([*missing, "(the operator reports DependencyNotReady until then)"])
+            change = _base(desired, source, "invalid", message=message)
         else:
             change = _plan_one(desired, source, world, gate)
         changes.append(replace(change, findings=_findings(desired, suppressions, world)))
@@ -235,6 +246,50 @@ def _gate(found: Input, world: World) -> tuple[Gate, list[Problem]]:
         account_id=world.account_id,
     )
     return gate, problems
+
+
+class _Policies:
+    """Where a plan finds the ARN of an IAMPolicy a role or user references: a policy object of
+    the input (the ARN it will have once created), else one the account already has for that
+    object (its owner tag)."""
+
+    def __init__(
+        self, objects: list[Desired], shares: Mapping[tuple[str, str], str], world: World
+    ) -> None:
+        account = world.account_id or "<account-id>"
+        self._declared: dict[tuple[str, str], tuple[str, str]] = {}
+        for desired in objects:
+            if desired.ref.kind != registry.REFERENCED.name:
+                continue
+            where = (desired.ref.namespace, desired.ref.name)
+            path = desired.entity.path
+            arn = f"arn:{world.partition}:iam::{account}:policy{path}{desired.aws_name}"
+            self._declared[where] = (arn, shares.get(where, ""))
+        self._world = world
+
+    def arn(self, namespace: str, ref: PolicyRef) -> tuple[str, str]:
+        declared = self._declared.get((ref.namespace, ref.name))
+        if declared is not None:
+            arn, share = declared
+            if ref.namespace != namespace and not references.shared_with(share, namespace):
+                return "", f"is not shared with namespace {namespace}"
+            return arn, ""
+        owner = f"{ref.namespace}/{ref.name}"
+        for entity in self._world.owned.get((registry.REFERENCED.name, owner), []):
+            return entity.arn, ""
+        return "", "is neither in the input nor in the account"
+
+
+def _shares(found: Input, namespace: str) -> dict[tuple[str, str], str]:
+    """The shared-with annotations of the input's referenced objects, by (namespace, name)."""
+    shares = {}
+    for manifest in found.manifests:
+        metadata = manifest.obj.get("metadata")
+        annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
+        if manifest.kind == registry.REFERENCED.name and isinstance(annotations, Mapping):
+            where = (meta(manifest.obj, "namespace") or namespace, meta(manifest.obj, "name"))
+            shares[where] = str(annotations.get(references.SHARE_ANNOTATION, ""))
+    return shares
 
 
 def aws_names(found: Input) -> set[str]:
@@ -303,6 +358,8 @@ def _change(
     world: World,
 ) -> Change:
     warned = [f"guardrail warning: {w}" for w in decision.warnings]
+    if not world.show_foreign and _foreign(desired, decision, observed):
+        return _withheld(kind, desired, source, decision, warned)
     if not decision.allowed:
         separator = "; " if decision.verb in (Verb.CONFLICT, Verb.REFUSED) else "\n"
         message = separator.join(decision.errors)
@@ -327,6 +384,48 @@ def _change(
     return _base(
         desired, source, decision.verb.value, calls=calls, diff=diff, message="\n".join(notes)
     )
+
+
+def _foreign(desired: Desired, decision: Decision, observed: Entity | None) -> bool:
+    """Whether `observed` exists and is neither this object's (its owner tag names another
+    object, or none) nor one a guardrail lets it adopt: its settings are not the input's to see.
+
+    A decision made before AWS was looked at (a guardrail's denial, a rename) quotes nothing
+    of the entity, and an adoption the guardrails allow is the object's to see."""
+    if observed is None or decision.ownership not in (Ownership.CONFLICT, Ownership.REFUSED):
+        return False
+    found = claim(observed.tags)
+    return found is None or found[0] != desired.ref.owner  # same owner, other cluster: theirs
+
+
+WITHHELD = (
+    "its owner, settings and documents are not shown: a plan shows only the entities the "
+    "input's objects own or may adopt (--show-foreign shows them, for trusted contexts)"
+)
+
+
+def _withheld(
+    kind: Kind, desired: Desired, source: Source, decision: Decision, warned: list[str]
+) -> Change:
+    """What a plan says about an entity that is not the object's: that it exists, nothing more
+    (no calls, no diff, no tags, no owner, no ARN; refusal_message names the other owner)."""
+    name = desired.aws_name
+    exists = f"IAM {kind.noun} {name!r} already exists and is not managed by this object"
+    if desired.observe_only:
+        head = "observe-only (spec.managementPolicy: Observe): nothing is written"
+        verb = "invalid" if decision.verb is Verb.INVALID else "noop"
+        fits = "the spec cannot describe it" if verb == "invalid" else "what differs"
+        message = f"{head}; {exists}; {fits}: {WITHHELD}"
+    elif decision.ownership is Ownership.CONFLICT:
+        verb = "conflict"
+        message = (
+            f"{exists} (another object manages it); two objects cannot own one AWS name: "
+            f"choose another spec.{kind.name_field}; {WITHHELD}"
+        )
+    else:  # REFUSED: untagged, and adoption was not asked for
+        verb = decision.verb.value
+        message = "; ".join(decision.errors)  # refusal_message: the name, nothing of the entity
+    return _base(desired, source, verb, message="\n".join([message, *warned]))
 
 
 def _observing(kind: Kind, desired: Desired, decision: Decision, observed: Entity | None) -> str:
