@@ -142,6 +142,9 @@ def refuse_early(
     renamed = renamed_message(kind, desired, known_arn)
     if renamed:
         return Decision(Verb.INVALID, errors=(renamed,))
+    if desired.references:  # the caller resolves them first (engine.references.resolve)
+        unresolved = ", ".join(str(r) for r in desired.references)
+        return Decision(Verb.INVALID, errors=(f"references not resolved: {unresolved}",))
     if gate is None:
         return None
     judged = gate.judge(kind, desired)

@@ -152,6 +152,10 @@ class World:
             return None
         return lambda: kind.read(clients.iam, name, for_delete=for_delete)
 
+    def will_exist(self, what: str, name: str) -> None:
+        """Something the input itself creates: a reference to it is not missing."""
+        self._known.remember((what, name))
+
     def missing(self, calls: tuple[Action, ...]) -> list[str]:
         """What the calls attach that AWS lacks, as the operator checks it ([] offline)."""
         if self.clients is None:
@@ -202,8 +206,12 @@ def compute(
     changes: list[Change] = []
     claimed: dict[tuple[str, str], Desired] = {}
     policies = _Policies(
-        [slot[0] for slot in slots if not isinstance(slot, Change)], _shares(found, namespace), world
+        [slot[0] for slot in slots if not isinstance(slot, Change)],
+        _shares(found, namespace),
+        world,
     )
+    for arn in policies.declared_arns():  # created by this same input: not "missing"
+        world.will_exist("policy", arn)
     for slot in slots:
         if isinstance(slot, Change):
             changes.append(slot)
@@ -266,6 +274,9 @@ class _Policies:
             arn = f"arn:{world.partition}:iam::{account}:policy{path}{desired.aws_name}"
             self._declared[where] = (arn, shares.get(where, ""))
         self._world = world
+
+    def declared_arns(self) -> list[str]:
+        return [arn for arn, _ in self._declared.values()]
 
     def arn(self, namespace: str, ref: PolicyRef) -> tuple[str, str]:
         declared = self._declared.get((ref.namespace, ref.name))

@@ -40,6 +40,7 @@ from botocore.exceptions import EndpointConnectionError
 from controller import cli
 from controller.aws import clients as aws
 from controller.aws.clients import Clients
+from controller.engine import references
 from controller.engine.reconcile import UID_PLACEHOLDER, finalize, reconcile
 from controller.kinds import registry
 from tests.harness import moto
@@ -365,12 +366,22 @@ def test_examples_create_then_noop(moto_server: moto.MotoServer) -> None:
         objects = [d for f in sorted((ROOT / "examples").glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d["kind"].startswith("IAM")]
         assert [(c["name"], c["action"]) for c in planned["changes"]] == [(o["metadata"]["name"], "create") for o in objects]
         clients = aws.connect(boto3.session.Session())
+        # As the operator converges: referenced IAMPolicy objects first (a role waits for them).
+        first = {registry.REFERENCED.name: 0}
+        order = sorted(range(len(objects)), key=lambda i: first.get(objects[i]["kind"], 1))
+        arns: dict[tuple[str, str], str] = {}
         with recording(clients.iam) as made:
-            for o in objects:
+            for o in (objects[i] for i in order):
                 uid = f"uid-{o['metadata']['name']}"
-                assert reconcile(clients, parse({**o, "metadata": {**o["metadata"], "uid": uid}})).ready
+                desired, missing = references.resolve(
+                    parse({**o, "metadata": {**o["metadata"], "uid": uid}}),
+                    lambda ref: (arns[(ref.namespace, ref.name)], ""),
+                )
+                outcome = reconcile(clients, desired)
+                assert outcome.ready and not missing
+                arns[(o["metadata"]["namespace"], o["metadata"]["name"])] = outcome.verdict.arn
         expected = []
-        for change in planned["changes"]:
+        for change in (planned["changes"][i] for i in order):
             # Manifests from Git have no uid yet: the plan shows a placeholder where it goes.
             text = json.dumps(change["calls"]).replace(UID_PLACEHOLDER, f"uid-{change['name']}")
             expected += [(c["api"], decoded(c["params"])) for c in json.loads(text)]

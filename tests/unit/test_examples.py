@@ -21,11 +21,19 @@ import pytest
 import yaml
 from moto.iam.aws_managed_policies import aws_managed_policies_data
 
-from tests.unit.test_crds import NAME_FIELD, node_at, violations
+from controller.kinds import registry
+from tests.unit.test_crds import violations
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 FILES = sorted(p.name for p in EXAMPLES.glob("*.yaml"))
 NAMESPACE = "team-a"
+
+
+def spec_schema(kind: str) -> Any:
+    """The CRD's schema of `spec` for a kind."""
+    path = EXAMPLES.parent / "crds" / f"{registry.get(kind).plural}.yaml"
+    crd = yaml.safe_load(path.read_text())
+    return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
 
 
 def load(name: str) -> dict[str, Any]:
@@ -35,13 +43,15 @@ def load(name: str) -> dict[str, Any]:
     return obj
 
 
-RESOURCES = [name for name in FILES if name != "00-namespace.yaml"]
+NAMESPACE_FILES = ["00-namespace.yaml", "00-platform-namespace.yaml"]
+RESOURCES = [name for name in FILES if name not in NAMESPACE_FILES]
+NAMESPACES = {NAMESPACE, "platform"}  # the platform team publishes a boundary policy
 
 
 @pytest.mark.parametrize(
     "name",
     ["00-namespace.yaml", "ec2-instance-role.yaml", "irsa-role.yaml", "cross-account-role.yaml",
-     "lambda-role.yaml", "ci-user.yaml"],
+     "lambda-role.yaml", "ci-user.yaml", "platform-boundary-policy.yaml"],
 )
 def test_example_exists(name: str) -> None:
     assert name in FILES
@@ -59,23 +69,23 @@ def test_namespace_sorts_first() -> None:
 
 
 @pytest.mark.parametrize("name", RESOURCES)
-def test_is_a_rolekeeper_object_in_team_a(name: str) -> None:
+def test_is_a_rolekeeper_object_in_an_example_namespace(name: str) -> None:
     obj = load(name)
     assert obj["apiVersion"] == "iam.rolekeeper.dev/v1alpha1"
-    assert obj["kind"] in NAME_FIELD
-    assert obj["metadata"]["namespace"] == NAMESPACE
+    assert obj["kind"] in registry.KIND_NAMES
+    assert obj["metadata"]["namespace"] in NAMESPACES
 
 
 @pytest.mark.parametrize("name", RESOURCES)
 def test_spec_validates_against_the_crd(name: str) -> None:
     obj = load(name)
-    assert violations(node_at(obj["kind"], "spec"), obj["spec"]) == []
+    assert violations(spec_schema(obj["kind"]), obj["spec"]) == []
 
 
 @pytest.mark.parametrize("name", RESOURCES)
 def test_aws_name_has_the_namespace_prefix(name: str) -> None:
     obj = load(name)
-    assert obj["spec"][NAME_FIELD[obj["kind"]]].startswith(f"{NAMESPACE}-")
+    assert obj["spec"][registry.get(obj["kind"]).name_field].startswith(f"{obj['metadata']['namespace']}-")
 
 
 def _aws_managed(obj: dict[str, Any]) -> list[str]:
@@ -110,5 +120,5 @@ def test_broken_example_is_rejected(key: str, value: Any, field: str) -> None:
         del obj["spec"][key]
     else:
         obj["spec"][key] = value
-    found = violations(node_at("IAMRole", "spec"), obj["spec"])
+    found = violations(spec_schema("IAMRole"), obj["spec"])
     assert [v for v in found if v.startswith(f"{field}:")], found
