@@ -38,8 +38,11 @@ def delete_all(cluster: Cluster, namespace: str, objects: Iterable[Mapping[str, 
                         timeout=120)
 
 
+PLURALS = {"IAMRole": "iamroles", "IAMUser": "iamusers", "IAMPolicy": "iampolicies"}
+
+
 def plural(obj: Mapping[str, Any]) -> str:
-    return "iamroles" if obj["kind"] == "IAMRole" else "iamusers"
+    return PLURALS[obj["kind"]]
 
 
 def get(cluster: Cluster, namespace: str, kind: str, name: str) -> dict[str, Any]:
