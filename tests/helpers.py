@@ -143,7 +143,7 @@ def only_claims(calls: Any) -> bool:
     """True when a plan's calls (Actions or their JSON) only claim the entity: one Tag* call
     setting rolekeeper.dev/ ownership tags, what `adopt: true` does before anything else."""
     found = [(c.api, c.params) if hasattr(c, "api") else (c["api"], c["params"]) for c in calls]
-    return len(found) == 1 and found[0][0] in ("TagRole", "TagUser") and all(
+    return len(found) == 1 and found[0][0] in ("TagRole", "TagUser", "TagPolicy") and all(
         tag["Key"].startswith(RESERVED_TAG_PREFIX) for tag in found[0][1]["Tags"]
     )
 

@@ -1,8 +1,10 @@
 """`make demo`: Rolekeeper's main job end to end, on a local control plane and a local AWS endpoint.
 
 Starts (or, with KUBECONFIG set, uses) a Kubernetes API server, starts a moto server as AWS,
-runs `rolekeeper run`, applies examples/, shows READY and ARNs, edits a role behind the
-operator's back and shows it put back, deletes an object and shows AWS clean, then tears down.
+runs `rolekeeper run`, applies examples/ (a boundary IAMPolicy the platform namespace publishes,
+roles that reference it), shows READY and ARNs, edits a role behind the operator's back and shows
+it put back, has a guardrail refuse a tenant's admin role (at `rolekeeper plan` and in the
+cluster, with no AWS call), deletes an object and shows AWS clean, then tears down.
 Nothing here touches a real AWS account: the endpoint is always the local one.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -71,8 +74,65 @@ def role_state(iam: Any) -> str:
     return f"trust principal: {json.dumps(principal)}   managed policies: {policies or '(none)'}"
 
 
+CRDS = ("iamroles", "iamusers", "iampolicies", "iamguardrails")
+KINDS = "iamroles,iamusers,iampolicies"
+GUARDRAIL = """
+apiVersion: iam.rolekeeper.dev/v1alpha1
+kind: IAMGuardrail
+metadata: {name: tenants}
+spec:
+  namespaceSelector: {matchLabels: {rolekeeper.dev/tenant: "true"}}
+  managedPolicies: {denied: ["arn:aws:iam::aws:policy/AdministratorAccess"]}
+  roles: {trust: {}}
+"""
+ADMIN_ROLE = """
+apiVersion: iam.rolekeeper.dev/v1alpha1
+kind: IAMRole
+metadata: {name: escalate, namespace: team-a}
+spec:
+  roleName: team-a-escalate
+  assumeRolePolicy:
+    Version: "2012-10-17"
+    Statement: [{Effect: Allow, Principal: "*", Action: sts:AssumeRole}]
+  managedPolicies: [arn:aws:iam::aws:policy/AdministratorAccess]
+"""
+
+
+def guardrail_step(kube: Cluster, iam: Any) -> None:
+    """A platform team's guardrail, and a tenant asking for an admin role anyone can assume."""
+    step("The platform team applies a guardrail to tenant namespaces (team-a is labelled one)")
+    kube.kubectl("label", "namespace", "team-a", "rolekeeper.dev/tenant=true", "--overwrite")
+    (WORK / "guardrail.yaml").write_text(GUARDRAIL)
+    (WORK / "escalate.yaml").write_text(ADMIN_ROLE)
+    show(kube.kubectl("apply", "-f", str(WORK / "guardrail.yaml")).stdout)
+    step("A tenant's pull request asks for AdministratorAccess trusted by anyone: rolekeeper plan")
+    namespace = '{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a", ' \
+        '"labels": {"rolekeeper.dev/tenant": "true"}}}'
+    (WORK / "namespace.json").write_text(namespace)
+    planned = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "rolekeeper"), "plan", str(WORK / "escalate.yaml"),
+         "--snapshot", str(WORK / "empty-snapshot.json"), "--guardrails", str(WORK / "guardrail.yaml"),
+         "--guardrails", str(WORK / "namespace.json")],
+        capture_output=True, text=True, check=False, timeout=60)
+    show(planned.stdout)
+    step("Applied anyway: the operator refuses it before any AWS call")
+    show(kube.kubectl("apply", "-f", str(WORK / "escalate.yaml")).stdout)
+    took = wait_for(lambda: "GuardrailViolation" in kube.kubectl(
+        "get", "iamrole", "escalate", "-n", "team-a", "-o", "jsonpath={.status.conditions}").stdout, 60)
+    message = kube.kubectl("get", "iamrole", "escalate", "-n", "team-a",
+                           "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].message}").stdout
+    show(f"{GREEN}after {took:.1f}s:{RESET} Ready=False GuardrailViolation: {message}")
+    if "team-a-escalate" in [r["RoleName"] for r in iam.list_roles()["Roles"]]:
+        raise SystemExit("demo failed: a guardrail-denied role exists in AWS")
+    show("team-a-escalate does not exist in AWS")
+    kube.kubectl("delete", "-f", str(WORK / "escalate.yaml"), "--timeout=60s")
+    kube.kubectl("delete", "-f", str(WORK / "guardrail.yaml"))
+
+
 def main() -> int:
     WORK.mkdir(exist_ok=True)
+    (WORK / "empty-snapshot.json").write_text(json.dumps(
+        {"formatVersion": 1, "account": "123456789012", "partition": "aws", "takenAt": ""}))
     step("Starting a local AWS endpoint (moto server on 127.0.0.1, AWS managed policies loaded)")
     with moto.running() as aws, cluster() as kube:
         show(f"AWS IAM endpoint {aws.url}")
@@ -81,7 +141,7 @@ def main() -> int:
         step("Installing the CRDs (kubectl apply -f crds/)")
         show(kube.kubectl("apply", "-f", str(REPO / "crds")).stdout)
         kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                     "crd/iamroles.iam.rolekeeper.dev", "crd/iamusers.iam.rolekeeper.dev")
+                     *(f"crd/{plural}.iam.rolekeeper.dev" for plural in CRDS))
         # The CI user example joins a group the platform team owns; create it like they would.
         iam.create_group(GroupName="deployers")
         step(f"Running the operator: rolekeeper run --drift-interval {DRIFT_INTERVAL:.0f}")
@@ -92,10 +152,14 @@ def main() -> int:
             step("Applying examples/ (kubectl apply -f examples/)")
             show(kube.kubectl("apply", "-f", str(REPO / "examples")).stdout)
             started = time.monotonic()
-            kube.kubectl("wait", "--for=condition=Ready", "--timeout=120s", "-n", "team-a",
-                         "iamroles,iamusers", "--all", timeout=130)
-            step(f"All Ready in {time.monotonic() - started:.1f}s: kubectl get iamroles,iamusers -A")
-            show(kube.kubectl("get", "iamroles,iamusers", "-A").stdout)
+            for namespace in ("platform", "team-a"):
+                kube.kubectl("wait", "--for=condition=Ready", "--timeout=120s", "-n", namespace,
+                             KINDS, "--all", timeout=130)
+            step(f"All Ready in {time.monotonic() - started:.1f}s: kubectl get {KINDS} -A")
+            show(kube.kubectl("get", KINDS, "-A").stdout)
+            show("team-a-thumbnailer's boundary, referenced by name (managed by platform):")
+            boundary = iam.get_role(RoleName="team-a-thumbnailer")["Role"]["PermissionsBoundary"]
+            show(f"  {boundary['PermissionsBoundaryArn']}")
 
             step(f"Someone edits {ROLE} in the console: detaches S3 read, trusts a foreign account")
             show("before: " + role_state(iam))
@@ -114,6 +178,8 @@ def main() -> int:
                                   "-o", "custom-columns=OBJECT:.involvedObject.name,MESSAGE:.message")
             show(events.stdout)
 
+            guardrail_step(kube, iam)
+
             step("Deleting one object: kubectl delete iamrole thumbnailer -n team-a")
             show(kube.kubectl("delete", "iamrole", "thumbnailer", "-n", "team-a",
                               "--timeout=60s").stdout)
@@ -124,8 +190,9 @@ def main() -> int:
             step("Cleaning up: deleting the remaining examples (the operator empties AWS)")
             # Only the IAM objects: a local control plane has no controller-manager to finish
             # deleting a namespace, and on a real cluster the namespace may hold other things.
-            kube.kubectl("delete", "iamroles,iamusers", "--all", "-n", "team-a",
-                         "--timeout=120s", timeout=130)
+            for namespace in ("team-a", "platform"):  # roles first: they hold the policy
+                kube.kubectl("delete", KINDS, "--all", "-n", namespace,
+                             "--timeout=120s", timeout=130)
             show(f"roles left in AWS: {[r['RoleName'] for r in iam.list_roles()['Roles']]}, "
                  f"users left: {[u['UserName'] for u in iam.list_users()['Users']]}")
         step("Stopped the operator, the AWS endpoint and the control plane. Demo complete.")
