@@ -12,7 +12,7 @@ per policy, for the policies the caller names (all by default): ownership is dec
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -33,7 +33,12 @@ class RawSnapshot:
     pages: int = 0  # API calls the read made
 
 
-def read_raw(iam: Any, *, policy_tags: Collection[str] | None = None) -> RawSnapshot:
+def read_raw(
+    iam: Any,
+    *,
+    policy_tags: Collection[str] | None = None,
+    known_tags: Mapping[str, dict[str, str]] | None = None,
+) -> RawSnapshot:
     """GetAccountAuthorizationDetails (roles, users, customer-managed policies) plus ListRoles
     and ListPolicyTags for what it lacks.
 
@@ -41,6 +46,8 @@ def read_raw(iam: Any, *, policy_tags: Collection[str] | None = None) -> RawSnap
     roles a page, so two paginated reads cover the whole account. GAAD omits every managed
     policy's tags: one ListPolicyTags per policy named in `policy_tags` (None: every
     customer-managed policy; an operator passes the names its IAMPolicy objects manage).
+    `known_tags` (by ARN) are used as they are instead of being read again: the sweep passes
+    what it read recently, so a steady sweep costs its pages only (docs/design.md).
     """
     pages = 0
     details: dict[str, list[dict[str, Any]]] = {
@@ -69,6 +76,9 @@ def read_raw(iam: Any, *, policy_tags: Collection[str] | None = None) -> RawSnap
     for detail in list(details["Policies"]):
         arn = detail["Arn"]
         if wanted is not None and arn.rsplit("/", 1)[-1] not in wanted:
+            continue
+        if known_tags is not None and arn in known_tags:
+            found_tags[arn] = known_tags[arn]
             continue
         pages += 1  # at most 50 tags: always one page
         found = calls.get_or_none("ListPolicyTags", partial(_policy_tags, iam, arn))

@@ -25,6 +25,7 @@ class AccountSnapshot:
     taken_at: float = 0.0  # time.monotonic() when the read finished
     pages: int = 0  # API calls the read made
     listed: int = 0  # items read by the supplementary list call (ListRoles)
+    policy_tags: Mapping[str, dict[str, str]] = field(default_factory=dict)  # as read, by ARN
 
     def find(self, desired: Desired) -> Entity | None:
         return registry.find(self.entities, desired)
@@ -59,7 +60,11 @@ class AccountSnapshot:
         }
 
 
-def take(iam: Any, names: Collection[str] | None = ()) -> AccountSnapshot:
+def take(
+    iam: Any,
+    names: Collection[str] | None = (),
+    known_tags: Mapping[str, dict[str, str]] | None = None,
+) -> AccountSnapshot:
     """Read the whole account (a few paginated calls) as entities of every kind.
 
     Customer managed policies come without their tags (GetAccountAuthorizationDetails has
@@ -67,10 +72,16 @@ def take(iam: Any, names: Collection[str] | None = ()) -> AccountSnapshot:
     of the objects the caller manages or plans), or per policy in the account when `names` is
     None (`rolekeeper snapshot`, which cannot know which will be asked about).
     """
-    raw = raw_snapshot.read_raw(iam, policy_tags=None if names is None else set(names))
+    raw = raw_snapshot.read_raw(
+        iam, policy_tags=None if names is None else set(names), known_tags=known_tags
+    )
     entities = {name: kind.from_snapshot(raw) for name, kind in registry.KINDS.items()}
     return AccountSnapshot(
-        entities=entities, taken_at=raw.taken_at, pages=raw.pages, listed=len(raw.listed_roles)
+        entities=entities,
+        taken_at=raw.taken_at,
+        pages=raw.pages,
+        listed=len(raw.listed_roles),
+        policy_tags=raw.policy_tags,
     )
 
 
