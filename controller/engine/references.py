@@ -44,6 +44,7 @@ class KnownToExist:
     clock: Callable[[], float] = time.monotonic
     _seen: dict[tuple[str, str], float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _inflight: dict[tuple[str, str], threading.Lock] = field(default_factory=dict)
 
     def fresh(self, key: tuple[str, str]) -> bool:
         with self._lock:
@@ -53,6 +54,21 @@ class KnownToExist:
     def remember(self, key: tuple[str, str]) -> None:
         with self._lock:
             self._seen[key] = self.clock()
+
+    def check(self, key: tuple[str, str], lookup: Callable[[], bool]) -> bool:
+        """Whether `key` exists: remembered, or looked up once however many reconciles ask at
+        the same moment (a thousand roles created at once share one GetPolicy)."""
+        if self.fresh(key):
+            return True
+        with self._lock:
+            one = self._inflight.setdefault(key, threading.Lock())
+        with one:
+            if self.fresh(key):
+                return True
+            found = lookup()
+            if found:
+                self.remember(key)
+            return found
 
 
 def referenced(actions: Iterable[Action]) -> list[tuple[str, str]]:
@@ -71,15 +87,11 @@ def missing(client: Any, actions: Iterable[Action], known: KnownToExist) -> list
     """What the calls attach that AWS does not have, in words ([] when all exist)."""
     absent = []
     for what, value in referenced(actions):
-        key = (what, value)
-        if known.fresh(key):
-            continue
         param = "GroupName" if what == "group" else "PolicyArn"
         _, operation, lookup = LOOKUPS[param]
-        if aws_calls.get_or_none(operation, partial(lookup, client, value)) is None:
+        exists = partial(_exists, operation, partial(lookup, client, value))
+        if not known.check((what, value), exists):
             absent.append(f"{what} {value} does not exist")
-        else:
-            known.remember(key)
     return absent
 
 
@@ -115,3 +127,7 @@ def shared_with(annotation: str, namespace: str) -> bool:
     objects of `namespace` reference it (its own namespace always may)."""
     wanted = {part.strip() for part in annotation.split(",") if part.strip()}
     return "*" in wanted or namespace in wanted
+
+
+def _exists(operation: str, call: Callable[[], Any]) -> bool:
+    return aws_calls.get_or_none(operation, call) is not None

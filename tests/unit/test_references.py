@@ -9,6 +9,8 @@ resolves a policy of the same input to its future ARN and refuses unshared or ab
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ import yaml
 
 from controller.core.actions import act
 from controller.core.errors import SpecError
-from controller.engine.references import referenced, resolve, shared_with
+from controller.engine.references import KnownToExist, referenced, resolve, shared_with
 from controller.kinds import registry
 from controller.kinds.base import PolicyRef
 from controller.kinds.snapshot import AccountSnapshot
@@ -129,3 +131,26 @@ def test_plan_refuses_a_policy_not_shared_with_the_namespace(tmp_path: Path) -> 
 def test_plan_says_when_a_referenced_policy_is_nowhere(tmp_path: Path) -> None:
     [change] = plan(tmp_path, role_object("web", managedPolicyRefs=[{"name": "ghost"}])).changes
     assert change.action == "invalid" and "IAMPolicy team-a/ghost is neither in the input" in change.message
+
+
+def test_concurrent_checks_of_one_reference_look_it_up_once() -> None:
+    known, lookups = KnownToExist(), []
+
+    def slow_lookup() -> bool:
+        lookups.append(1)
+        time.sleep(0.05)  # a GetPolicy in flight while the others ask
+        return True
+
+    threads = [threading.Thread(target=known.check, args=(("policy", P), slow_lookup)) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(lookups) == 1
+
+
+def test_a_missing_reference_is_asked_again_next_time() -> None:
+    known, lookups = KnownToExist(), []
+    assert not known.check(("group", "g"), lambda: lookups.append(1) or False)
+    assert not known.check(("group", "g"), lambda: lookups.append(1) or False)
+    assert len(lookups) == 2
