@@ -71,6 +71,7 @@ _READS = [
     "iam:ListGroupsForUser",
     "iam:GetLoginProfile",
     "iam:ListAccessKeys",
+    "iam:GetAccessKeyLastUsed",
     "iam:ListMFADevices",
     "iam:ListSigningCertificates",
     "iam:ListSSHPublicKeys",
@@ -169,7 +170,8 @@ def operator_policy(
             [
                 "iam:TagUser", "iam:UntagUser", "iam:DeleteUser", "iam:PutUserPolicy",
                 "iam:DeleteUserPolicy", "iam:DetachUserPolicy", "iam:DeleteLoginProfile",
-                "iam:DeleteAccessKey", "iam:DeactivateMFADevice", "iam:DeleteSigningCertificate",
+                "iam:DeleteAccessKey", "iam:CreateAccessKey", "iam:UpdateAccessKey",
+                "iam:DeactivateMFADevice", "iam:DeleteSigningCertificate",
                 "iam:DeleteSSHPublicKey", "iam:DeleteServiceSpecificCredential",
             ],
             scope.users,

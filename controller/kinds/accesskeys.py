@@ -193,18 +193,23 @@ def plan(
         orphans = sorted(set(ids) - set(record.pending) - recorded - known)
         if orphans:
             return Step(
-                actions=tuple(_delete(user, k, "orphan of an interrupted creation") for k in orphans),
+                actions=tuple(
+                    _delete(user, k, "orphan of an interrupted creation") for k in orphans
+                ),
                 record=replace(record, pending=None),
             )
     # 2. The previous key, past its grace period (or a record of one already gone).
     current = ids.get(record.current)
     previous = ids.get(record.previous) if record.previous else None
-    if record.previous and previous is None:
+    if record.previous and (previous is None or record.previous == record.current):
+        # Gone already, or a record naming the Secret's own key as previous: forget it.
         return Step(record=replace(record, previous="", retire_at=None))
     wanted = _rotation(spec, record, current, now)
     if previous is not None and (wanted or record.retire_at is None or record.retire_at <= now):
         # A rotation needs the slot now: the older key goes early.
-        return Step(actions=_retire(user, previous), record=replace(record, previous="", retire_at=None))
+        return Step(
+            actions=_retire(user, previous), record=replace(record, previous="", retire_at=None)
+        )
     # 3. Keys of this object that the Secret no longer records (the Secret was deleted or
     # edited): the next key replaces them, and they get the grace period.
     lost = sorted(k for k in known - recorded if k in ids)
@@ -221,8 +226,9 @@ def plan(
             return Step(actions=_retire(user, ids[oldest]), record=record)
         outgoing = max(keep, key=lambda k: ids[k].created) if keep else ""
         return Step(
-            create=act("CreateAccessKey", f"Created access key of user {user} ({wanted})",
-                       UserName=user),
+            create=act(
+                "CreateAccessKey", f"Created access key of user {user} ({wanted})", UserName=user
+            ),
             record=replace(
                 record,
                 exists=True,
@@ -339,8 +345,7 @@ def secret_data(key: NewKey) -> dict[str, str]:
         "AWS_ACCESS_KEY_ID": key.key_id,
         "AWS_SECRET_ACCESS_KEY": key.secret,
         "credentials": (
-            f"[default]\naws_access_key_id = {key.key_id}\n"
-            f"aws_secret_access_key = {key.secret}\n"
+            f"[default]\naws_access_key_id = {key.key_id}\naws_secret_access_key = {key.secret}\n"
         ),
     }
 

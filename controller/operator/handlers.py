@@ -53,6 +53,7 @@ from controller.kinds import registry, snapshot
 from controller.kinds.base import Desired, Entity, ObjectRef
 from controller.kinds.registry import GROUP, VERSION
 from controller.operator import metrics, platform
+from controller.operator import secrets as access_keys
 from controller.settings import Settings
 
 # Chosen once, never to change: renaming them would orphan finalizers and progress on upgrade.
@@ -322,6 +323,7 @@ async def on_delete(
                 if isinstance(exc, TerminalError):
                     delay = rt.settings.kopf.max_backoff
                 raise kopf.TemporaryError(message, delay=delay) from exc
+    await access_keys.release(body, desired, status, desired.deletion_policy == "Retain")
     _post_applied(body, outcome.applied, drift=False)
     metrics.RECONCILES.labels(kind=kind, trigger="delete", result="deleted").inc()
     rt.sweeper.forget(uid)
@@ -384,13 +386,14 @@ async def _reconcile(
         caller_arn=rt.clients.caller_arn,
         created=str(body.metadata.creation_timestamp or ""),
     )
+    key_status = None
     with metrics.RECONCILE_SECONDS.labels(kind=kind, trigger=trigger).time():
         try:
             known_arn = str(status.get("arn") or "")
             outcome = await rt.run(
                 reconcile,
                 rt.clients,
-                desired,
+                access_keys.entity_only(desired),
                 observed,
                 known_arn=known_arn,
                 # A new object that never recorded an ARN: create without reading first.
@@ -399,6 +402,10 @@ async def _reconcile(
                 and not status.get("conditions"),
                 gate=gate,
                 known=rt.known,
+            )
+            # spec.accessKey: once the user is in sync, its key and Secret (own channel).
+            outcome, key_status = await access_keys.reconcile(
+                rt.run, rt.clients.iam, body, desired, status, outcome
             )
         except PrincipalNotReady as exc:
             _post_applied(body, exc.applied, drift=trigger == "drift")
@@ -449,6 +456,7 @@ async def _reconcile(
         findings=rt.judge(body, desired),
         conditions=_conditions(body, status, outcome),
     )
+    access_keys.patch_status(status, patch, key_status, desired.access_key is not None)
     result = "synced" if outcome.ready else str(outcome.verdict.reason).lower()
     metrics.RECONCILES.labels(kind=kind, trigger=trigger, result=result).inc()
 

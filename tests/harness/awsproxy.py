@@ -15,6 +15,7 @@ import struct
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
@@ -61,6 +62,10 @@ class AwsProxy:
         self.injected: Counter[str] = Counter()
         self.timeline: list[tuple[float, str]] = []  # (monotonic time, action) of every request
         self.faults = Faults()
+        # Called with the Action after AWS answered it and before the client gets the answer;
+        # returning True drops the answer (the client never sees it). Crash tests kill the
+        # operator here: AWS has made the change, the operator never learns it.
+        self.after_upstream: Callable[[str], bool] | None = None
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler_class())
         self._server.daemon_threads = True
@@ -164,6 +169,10 @@ class AwsProxy:
                     upstream.request(self.command, self.path, body=body or None, headers=headers)
                     response = upstream.getresponse()
                     payload = response.read()
+                    hook = proxy.after_upstream
+                    if self.command == "POST" and hook is not None and hook(action):
+                        self.close_connection = True
+                        return
                     self.send_response(response.status)
                     for key, value in response.getheaders():
                         if key.lower() not in ("transfer-encoding", "connection", "content-length"):

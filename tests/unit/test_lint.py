@@ -127,7 +127,11 @@ def test_malformed_yaml_is_an_input_error(tmp_path: Path) -> None:
 
 def test_examples_lint_clean() -> None:
     code, text = lint([EXAMPLES], "json", fail_on="info")
-    assert (code, json.loads(text)["findings"]) == (0, [])
+    found = json.loads(text)["findings"]
+    assert (code, [f for f in found if not f.get("suppressed")]) == (0, [])
+    # The CI user's key: suppressed in the example, with its reason.
+    assert [(f["object"], f["id"]) for f in found if f.get("suppressed")] == [
+        ("IAMUser team-a/ci-deployer", "RK-USER-001")]
 
 
 def test_unknown_format_is_refused(pass_role: str) -> None:
