@@ -36,7 +36,7 @@ from controller.engine import apply, references
 from controller.engine.gate import Gate
 from controller.engine.references import KnownToExist
 from controller.kinds import registry
-from controller.kinds.base import Desired, Entity, Kind
+from controller.kinds.base import Desired, Entity, Kind, Usage
 
 log = logging.getLogger(__name__)
 
@@ -252,6 +252,7 @@ class Outcome:
     drift: tuple[str, ...] = ()  # what differed from the spec before applying, in words
     warnings: tuple[str, ...] = ()  # guardrails in `warn` enforcement this object breaks
     observe_only: bool = False  # managementPolicy: Observe: `drift` is reported, never applied
+    usage: Usage | None = None  # when the entity was last used, where the kind tracks it
 
     @property
     def ready(self) -> bool:
@@ -336,6 +337,7 @@ def reconcile(
             exists=True,
             up_to_date=True,
             warnings=decision.warnings,
+            usage=kind.usage(observed),
         )
     return _write(clients, kind, desired, observed, decision, on_applied, known)
 
@@ -371,6 +373,7 @@ def _observation(
         drift=differences,
         warnings=decision.warnings,
         observe_only=True,
+        usage=kind.usage(observed),
     )
 
 
@@ -450,6 +453,7 @@ def _execute(
         up_to_date=True,
         applied=tuple(a.action for a in done),
         drift=drift,
+        usage=None if observed is None else kind.usage(observed),
     )
 
 

@@ -94,6 +94,16 @@ class Entity(Protocol):
 
 
 @dataclass(frozen=True)
+class Usage:
+    """When an entity was last used and made (ISO 8601, "" unknown), for unused-identity findings;
+    `field` is the status field that shows the last use."""
+
+    field: str
+    last_used: str
+    created: str
+
+
+@dataclass(frozen=True)
 class PolicyRef:
     """An IAMPolicy object a role or user attaches (`managedPolicyRefs`) or is bounded by
     (`permissionsBoundaryRef`), by namespace and name; resolved to the policy's ARN once that
@@ -184,6 +194,7 @@ class Kind(Protocol):
     def status_fields(
         self, observed: Entity | None, applied: Sequence[tuple[Action, Mapping[str, Any]]]
     ) -> dict[str, Any]: ...
+    def usage(self, observed: Entity) -> Usage | None: ...
 
 
 # --- object parsing: shared by every kind ----------------------------------------------------

@@ -364,6 +364,9 @@ class PolicyKind:
                 fields["defaultVersionId"] = str(action.params["VersionId"])
         return fields
 
+    def usage(self, observed: Entity) -> base.Usage | None:
+        return None  # no last-use date worth a finding (yet)
+
     def to_manifest(self, entity: Entity, namespace: str, name: str) -> dict[str, Any]:
         """The IAMPolicy a person would write for an observed policy (`rolekeeper import`):
         the default version's document in canonical form, path and description only when set."""

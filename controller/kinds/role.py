@@ -64,6 +64,9 @@ class Role:
     instance_profiles: frozenset[str] = frozenset()
     arn: str = ""
     role_id: str = ""
+    # Facts AWS reports, not state to reconcile: never compared, never planned.
+    last_used: str = field(default="", compare=False)  # RoleLastUsed.LastUsedDate, ISO 8601
+    created: str = field(default="", compare=False)  # CreateDate, ISO 8601
 
     @property
     def entity_id(self) -> str:
@@ -212,6 +215,8 @@ class RoleKind:
             instance_profiles=frozenset(data["instance_profiles"]),
             arn=data["arn"],
             role_id=data["role_id"],
+            last_used=data.get("last_used", ""),  # absent from older snapshot files
+            created=data.get("created", ""),
         )
 
     # --- plan ----------------------------------------------------------------------------------
@@ -328,7 +333,12 @@ class RoleKind:
     def status_fields(
         self, observed: Entity | None, applied: Sequence[tuple[Action, Mapping[str, Any]]]
     ) -> dict[str, Any]:
-        return {}  # arn and id are all a status needs
+        last_used = _role(observed).last_used if observed is not None else ""
+        return {"roleLastUsed": last_used} if last_used else {}
+
+    def usage(self, observed: Entity) -> base.Usage | None:
+        role = _role(observed)
+        return base.Usage("status.roleLastUsed", role.last_used, role.created)
 
     def to_manifest(self, entity: Entity, namespace: str, name: str) -> dict[str, Any]:
         """The IAMRole a person would write for an observed role (`rolekeeper import`): AWS's
@@ -507,4 +517,11 @@ def _from_raw(
         instance_profiles=frozenset(profiles),
         arn=raw["Arn"],
         role_id=raw["RoleId"],
+        last_used=_iso((raw.get("RoleLastUsed") or {}).get("LastUsedDate")),
+        created=_iso(raw.get("CreateDate")),
     )
+
+
+def _iso(value: Any) -> str:
+    """A date AWS returned (botocore: a datetime; a snapshot file: a string) as ISO 8601."""
+    return value.isoformat() if hasattr(value, "isoformat") else str(value or "")

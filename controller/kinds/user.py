@@ -242,6 +242,9 @@ class UserKind:
     ) -> dict[str, Any]:
         return {}  # arn and id are all a status needs
 
+    def usage(self, observed: Entity) -> base.Usage | None:
+        return None  # no last-use date worth a finding (yet)
+
     def to_manifest(self, entity: Entity, namespace: str, name: str) -> dict[str, Any]:
         """The IAMUser a person would write for an observed user (`rolekeeper import`), in the
         examples' key order; credentials are never part of it."""

@@ -35,6 +35,7 @@ from controller.core.actions import RESERVED_TAG_PREFIX
 from controller.core.guardrails import parse_guardrail
 from controller.engine.gate import Gate
 from controller.engine.reconcile import reconcile
+from controller.engine import references
 from controller.kinds import registry
 from controller.kinds import snapshot as account
 from controller.review import compute, importer, manifests
@@ -219,9 +220,19 @@ def test_examples_round_trip(moto_server: moto.MotoServer, tmp_path: Path) -> No
     with moto.running() as server, pointed_at(server):
         clients = aws.connect(boto3.session.Session())
         clients.iam.create_group(GroupName="deployers")
-        for obj in objects:
-            desired = registry.parse({**obj, "metadata": {**obj["metadata"], "uid": "uid-ex"}})
-            assert reconcile(clients, desired.in_cluster(CLUSTER)).ready
+        arns: dict[tuple[str, str], str] = {}
+        # The platform's boundary policy first: the Lambda role references it by name.
+        for obj in sorted(objects, key=lambda o: o["kind"] != registry.REFERENCED.name):
+            desired, missing = references.resolve(
+                registry.parse({**obj, "metadata": {**obj["metadata"], "uid": "uid-ex"}}),
+                lambda ref: (arns[(ref.namespace, ref.name)], ""),
+            )
+            outcome = reconcile(clients, desired.in_cluster(CLUSTER))
+            assert outcome.ready and not missing
+            arns[(obj["metadata"]["namespace"], obj["metadata"]["name"])] = outcome.verdict.arn
+        # team-a's objects (the policy is the platform namespace's); the reference comes back as
+        # the ARN it resolved to.
+        objects = [o for o in objects if o["metadata"]["namespace"] == "team-a"]
         names = {o["spec"][registry.get(o["kind"]).name_field]: o["metadata"]["name"] for o in objects}
         selector = importer.Selector(names=tuple(names))
 

@@ -253,7 +253,9 @@ def test_status_fields(kind: str) -> None:
     status = node_at(kind, "status")
     assert set(status["properties"]) == {
         "arn", ID_FIELD[kind], "observedGeneration", "findings", "conditions"
-    } | ({"accessKey"} if kind == "IAMUser" else set())  # spec.accessKey (test_access_keys.py)
+    } | ({"accessKey"} if kind == "IAMUser" else set()) | (  # spec.accessKey (test_access_keys.py)
+        {"roleLastUsed"} if kind == "IAMRole" else set()  # RK-UNUSED-001 (kinds/role.py usage)
+    )
     assert status["properties"]["observedGeneration"]["format"] == "int64"
 
 

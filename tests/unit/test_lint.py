@@ -129,8 +129,9 @@ def test_examples_lint_clean() -> None:
     code, text = lint([EXAMPLES], "json", fail_on="info")
     found = json.loads(text)["findings"]
     assert (code, [f for f in found if not f.get("suppressed")]) == (0, [])
-    # The CI user's key: suppressed in the example, with its reason.
-    assert [(f["object"], f["id"]) for f in found if f.get("suppressed")] == [
+    # The CI user's key and the boundary's broad ceiling: suppressed in the examples, with reasons.
+    assert sorted((f["object"], f["id"]) for f in found if f.get("suppressed")) == [
+        ("IAMPolicy platform/tenant-boundary", "RK-PERM-002"),
         ("IAMUser team-a/ci-deployer", "RK-USER-001")]
 
 

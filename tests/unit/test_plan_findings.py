@@ -119,10 +119,10 @@ def test_examples_plan_without_findings() -> None:
     assert review.changes
     unsuppressed = {c.name: [f.id for f in c.findings if not f.suppressed] for c in review.changes}
     assert {name: found for name, found in unsuppressed.items() if found} == {}
-    # The CI user's key is a deliberate exception, suppressed with its reason in the example.
+    # The CI user's key and the boundary's ceiling are deliberate, suppressed with their reasons.
     suppressed = {c.name: [f.id for f in c.findings if f.suppressed] for c in review.changes}
     assert {name: found for name, found in suppressed.items() if found} == {
-        "ci-deployer": ["RK-USER-001"]}
+        "ci-deployer": ["RK-USER-001"], "tenant-boundary": ["RK-PERM-002"]}
 
 
 # --- exit code --------------------------------------------------------------------------------
