@@ -327,6 +327,13 @@ def _add_plan(sub: SubParsers) -> None:
         help="exit 1 when an unsuppressed security finding is this severe or worse "
         "(critical, high, medium, low, info)",
     )
+    parser.add_argument(
+        "--show-foreign",
+        action="store_true",
+        help="also show the owner, settings and documents of existing entities that the "
+        "input's objects neither own nor may adopt (trusted contexts only: by default a plan "
+        "says only that such an entity exists)",
+    )
     _add_guardrail_arguments(parser)
 
 
@@ -449,6 +456,7 @@ def plan_command(args: argparse.Namespace) -> int:
     try:
         with _aws_errors():
             world = _world(args, found)
+            world.show_foreign = args.show_foreign
             review = compute.compute(
                 found, world, args.prune_scope, args.namespace, cluster_id=args.cluster_id
             )

@@ -18,12 +18,14 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
+import hashlib
+import json
 import logging
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import kopf
 
@@ -150,6 +152,51 @@ class Runtime:
 # --- lifecycle --------------------------------------------------------------------------------
 
 
+class DigestDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
+    """Kopf's diff base (the last handled essence) kept as its SHA-256, about 90 bytes.
+
+    Kopf stores a full copy of spec, labels and annotations in an annotation. All annotations
+    of an object share 262,144 bytes, so for a spec near that size the API server refused
+    the patch (422) and the status written with it was lost: no Ready condition. The
+    handlers never read `old`/`new`/`diff`; Kopf only needs to tell whether the essence
+    changed, which the digests do. The essence is hashed as Kopf compares it (without this
+    operator's own annotations: progress, markers, the diff base). A full essence stored by
+    an older version is hashed when read, so an unchanged object resumes as before; the next
+    stored base replaces it with a digest.
+    """
+
+    def build(
+        self, *, body: kopf.Body, extra_fields: Any = None
+    ) -> kopf.BodyEssence:
+        return self._digest(super().build(body=body, extra_fields=extra_fields))
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        found = super().fetch(body=body)
+        if found is None or set(found) == {"sha256"}:
+            return found
+        return self._digest(found)  # stored by a version before this storage
+
+    def _digest(self, essence: kopf.BodyEssence) -> kopf.BodyEssence:
+        kept: dict[str, Any] = dict(essence)
+        metadata: dict[str, Any] = dict(kept.get("metadata") or {})
+        annotations = {
+            k: v
+            for k, v in (metadata.get("annotations") or {}).items()
+            if not k.startswith(f"{self.prefix}/")
+        }
+        if annotations:
+            metadata["annotations"] = annotations
+        else:
+            metadata.pop("annotations", None)
+        if metadata:
+            kept["metadata"] = metadata
+        else:
+            kept.pop("metadata", None)
+        text = json.dumps(kept, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        return cast(kopf.BodyEssence, {"sha256": digest})
+
+
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config: Settings = getattr(memo, "settings", None) or Settings()
@@ -158,7 +205,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix=ANNOTATION_PREFIX
     )
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    # A digest, not a copy of the spec: see DigestDiffBaseStorage (same annotation key, so an
+    # object handled by an older version resumes without a reconcile it does not need).
+    settings.persistence.diffbase_storage = DigestDiffBaseStorage(
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
     )
     # Only our own explicit change events and warnings become Kubernetes Events.

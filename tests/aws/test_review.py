@@ -163,7 +163,7 @@ EXPECTED = {
     "api": ("update", ""),
     "batch": ("create", ""),
     "deployer": ("update", ""),
-    "shared": ("conflict", "already managed by team-b/shared"),
+    "shared": ("conflict", "is not managed by this object (another object manages it)"),  # owner withheld
     "legacy": ("refused", "set spec.adopt: true"),
     "adopted": ("update", "adopts the existing IAM role"),
     "renamed": ("invalid", "spec.roleName: is immutable"),

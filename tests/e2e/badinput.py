@@ -12,6 +12,9 @@ Outcomes, from the earliest stop to the latest:
 - `Conflict`    the name belongs to an entity Rolekeeper did not create: no write except the
                 create AWS refuses because the name is taken (a new object creates without
                 reading first), then reads.
+- `DependencyNotReady`  a referenced policy, boundary or group does not exist: the operator
+                reads AWS before writing and creates nothing (never half an entity); retried
+                until the reference appears or the spec changes.
 - `AWSError`    only AWS can know (a referenced policy or group that does not exist, a resource
                 ARN IAM's grammar refuses): the writes listed happen, then Ready=False with AWS's
                 message; nothing is retried until the spec changes or the next drift check.
@@ -27,7 +30,7 @@ from typing import Any, Literal
 
 from tests.helpers import EC2_TRUST, manifest
 
-Outcome = Literal["rejected", "InvalidSpec", "Conflict", "AWSError"]
+Outcome = Literal["rejected", "InvalidSpec", "Conflict", "DependencyNotReady", "AWSError"]
 
 ACCOUNT = "123456789012"
 # Real AWS refuses these at the call; moto accepts them, so the suite's proxy answers for AWS
@@ -46,6 +49,25 @@ def _trust(**statement: Any) -> dict[str, Any]:
     body = {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
             "Action": "sts:AssumeRole", **statement}
     return {"Version": "2012-10-17", "Statement": [{k: v for k, v in body.items() if v is not None}]}
+
+
+def _nested(depth: int, leaf: Any = "x") -> Any:
+    """`depth` levels of single-key objects around `leaf` (what crashed Kopf's deepcopy at ~600)."""
+    value = leaf
+    for _ in range(depth):
+        value = {"k": value}
+    return value
+
+
+def _nested_list(depth: int, leaf: Any = "x") -> Any:
+    value = leaf
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def _condition(operator: str, key: str, value: Any) -> dict[str, Any]:
+    return {"inlinePolicies": {"p": _identity(Condition={operator: {key: value}})}}
 
 
 def _big_identity(statements: int) -> dict[str, Any]:
@@ -197,12 +219,13 @@ CASES: tuple[Case, ...] = (
     Case("trust-with-resource", "Resource in the trust policy", "InvalidSpec",
          "Resource is not allowed in a trust policy", {"assumeRolePolicy": _trust(Resource="*")}),
     Case("principal-type-unknown", 'trust Principal `{"Account": ...}`', "rejected",
-         "Account",
+         'Statement[0].Principal" must validate at least one schema',
          {"assumeRolePolicy": _trust(Principal={"Account": ACCOUNT})}),
     Case("effect-lowercase", 'Effect `"allow"`', "InvalidSpec",
          "must be Allow or Deny (case-sensitive)",
          {"inlinePolicies": {"p": _identity(Effect="allow")}}),
-    Case("statement-key-typo", "statement key `Actions`", "rejected", "Actions",
+    Case("statement-key-typo", "statement key `Actions`", "rejected",
+         'Statement[0]" must validate at least one schema',
          {"inlinePolicies": {"p": _identity(Action=None, Actions="s3:GetObject")}}),
     Case("document-key-typo", "document key `Statment`", "rejected", "Statment",
          {"inlinePolicies": {"p": {"Version": "2012-10-17", "Statment": _identity()["Statement"]}}}),
@@ -231,6 +254,98 @@ CASES: tuple[Case, ...] = (
          "InvalidSpec", "exceeds the limit 47", {"tags": {f"k{i}": "v" for i in range(48)}}),
     Case("tag-keys-differ-by-case", "tags `Team` and `team` (IAM ignores key case)",
          "InvalidSpec", "(IAM ignores case)", {"tags": {"Team": "a", "team": "b"}}),
+    # --- issue 14: what crashed Kopf or was rounded, now refused by the structural schema ----
+    Case("trust-nested-600-condition", "assumeRolePolicy with a Condition value nested 600 "
+         "objects deep", "rejected", "must have at most 0 items",
+         {"assumeRolePolicy": _trust(Condition={"StringEquals": {"aws:PrincipalTag/x": _nested(600)}})}),
+    Case("trust-nested-600-unknown-key", "assumeRolePolicy with an unknown document key "
+         "holding 600 levels", "rejected", 'unknown field "spec.assumeRolePolicy.Deep"',
+         {"assumeRolePolicy": {**_trust(), "Deep": _nested(600)}}),
+    Case("trust-nested-600-lists", "assumeRolePolicy Principal AWS as a list nested 600 deep",
+         "rejected", "Statement[0].Principal",
+         {"assumeRolePolicy": _trust(Principal={"AWS": _nested_list(600, f"arn:aws:iam::{ACCOUNT}:root")})}),
+    Case("condition-number-over-2-53", "Condition value `99999999999999999999` (above 2^53: "
+         "the API server would round it)", "rejected", "should be less than or equal to 9.007199254740991e+15",
+         _condition("NumericLessThan", "aws:MultiFactorAuthAge", 99999999999999999999),
+         note="kubectl and the API server read it as 1e+20: the message shows the rounded value"),
+    Case("condition-number-below-minus-2-53", "Condition value `-99999999999999999999`",
+         "rejected", "should be greater than or equal to -9.007199254740991e+15",
+         _condition("NumericGreaterThan", "aws:MultiFactorAuthAge", -99999999999999999999)),
+    Case("condition-float-1e300", "Condition value `1.5e300`", "rejected",
+         "should be less than or equal to 9.007199254740991e+15",
+         _condition("NumericLessThan", "aws:MultiFactorAuthAge", 1.5e300)),
+    # --- more hostile documents: bounds of the structural schema -----------------------------
+    Case("condition-value-object", "Condition value an object `{nested: x}`", "rejected",
+         "must have at most 0 items", _condition("StringEquals", "aws:username", {"nested": "x"})),
+    Case("condition-value-nested-list", "Condition value `[[x]]`", "rejected",
+         "must have at most 0 items", _condition("StringEquals", "aws:username", [["x"]])),
+    Case("condition-65-operators", "Condition with 65 operators", "rejected",
+         "must have at most 64 items", {"inlinePolicies": {"p": _identity(Condition={
+             f"StringEquals{'IfExists' if i % 2 else ''}{i}": {"aws:username": "x"}
+             for i in range(65)})}}),
+    Case("condition-1001-values", "Condition key with 1,001 values", "rejected",
+         "must have at most 1000 items",
+         _condition("StringEquals", "aws:username", [f"user-{i}" for i in range(1001)])),
+    Case("statement-501", "501 statements in one document", "rejected",
+         "must have at most 500 items", {"inlinePolicies": {"p": _big_identity(501)}}),
+    Case("action-257-chars", "Action of 257 characters", "rejected", "Too long",
+         {"inlinePolicies": {"p": _identity(Action="s3:" + "G" * 254)}}),
+    Case("resource-2049-chars", "Resource of 2,049 characters", "rejected", "Too long",
+         {"inlinePolicies": {"p": _identity(Resource="arn:aws:s3:::" + "b" * 2036)}}),
+    Case("sid-129-chars", "Sid of 129 characters", "rejected", "Too long",
+         {"inlinePolicies": {"p": _identity(Sid="S" * 129)}}),
+    Case("principal-1001-accounts", "trust Principal AWS list of 1,001 accounts", "rejected",
+         "must have at most 1000 items",
+         {"assumeRolePolicy": _trust(Principal={"AWS": [f"{i:012d}" for i in range(1001)]})}),
+    Case("action-and-notaction", "a statement with both Action and NotAction", "rejected",
+         'Statement[0]" must validate at least one schema',
+         {"inlinePolicies": {"p": _identity(NotAction="s3:PutObject")}}),
+    Case("inline-101-policies", "101 inline policies", "rejected", "must have at most 100 items",
+         {"inlinePolicies": {f"p{i}": _identity() for i in range(101)}}),
+    Case("path-513-chars", "path of 513 characters", "rejected", "spec.path: Too long",
+         {"path": "/" + "p" * 511 + "/"}),
+    Case("tag-value-257-chars", "tag value of 257 characters", "rejected", "Too long",
+         {"tags": {"team": "v" * 257}}),
+    Case("description-with-nul", "description with a NUL character", "rejected",
+         "spec.description in body should match", {"description": "a\u0000b"}),
+    # --- more hostile documents: stored, refused by Rolekeeper before any AWS call ----------
+    Case("statement-as-string", "Statement as a string (the schema lets this scalar through)",
+         "InvalidSpec", "Statement: must be an object or a list of objects, got string",
+         {"inlinePolicies": {"p": {"Version": "2012-10-17", "Statement": "allow everything"}}}),
+    Case("effect-maybe", 'Effect `"Maybe"`', "InvalidSpec", "must be Allow or Deny",
+         {"inlinePolicies": {"p": _identity(Effect="Maybe")}}),
+    Case("action-empty-list", "Action `[]`", "InvalidSpec",
+         "must be a string or a non-empty list of strings",
+         {"inlinePolicies": {"p": _identity(Action=[])}}),
+    Case("action-list-with-number", "Action `[s3:GetObject, 7]`", "InvalidSpec",
+         "must be a string or a non-empty list of strings",
+         {"inlinePolicies": {"p": _identity(Action=["s3:GetObject", 7])}}),
+    Case("action-bidi-override", "Action with U+202E (right-to-left override) inside",
+         "InvalidSpec", "is not an action",
+         {"inlinePolicies": {"p": _identity(Action="s3:Get\u202eObject")}}),
+    Case("action-wildcard-service", "Action `*:GetObject`", "InvalidSpec", "is not an action",
+         {"inlinePolicies": {"p": _identity(Action="*:GetObject")}}),
+    Case("resource-number", "Resource `12`", "InvalidSpec",
+         "must be a string or a non-empty list of strings",
+         {"inlinePolicies": {"p": _identity(Resource=12)}}),
+    Case("principal-empty-object", "trust Principal `{}`", "InvalidSpec",
+         "must name at least one principal", {"assumeRolePolicy": _trust(Principal={})}),
+    Case("principal-arn-string", "trust Principal as a bare ARN string (not `*`)",
+         "InvalidSpec", "must be '*' or an object",
+         {"assumeRolePolicy": _trust(Principal=f"arn:aws:iam::{ACCOUNT}:root")}),
+    Case("action-empty-string", 'Action `""`', "InvalidSpec", "is not an action",
+         {"inlinePolicies": {"p": _identity(Action="")}}),
+    Case("resource-empty-list", "Resource `[]`", "InvalidSpec",
+         "must be a string or a non-empty list of strings",
+         {"inlinePolicies": {"p": _identity(Resource=[])}}),
+    Case("condition-value-empty-list", "Condition value `[]`", "InvalidSpec",
+         "must be a string, number, boolean or a non-empty list of them",
+         _condition("StringEquals", "aws:username", [])),
+    Case("sid-with-space", "Sid `has space`", "InvalidSpec", "must contain only letters and digits",
+         {"inlinePolicies": {"p": _identity(Sid="has space")}}),
+    Case("condition-operator-typo-qualified", "Condition operator "
+         "`ForAnyValue:StringEqualsIfExistz`", "InvalidSpec", "unknown operator",
+         _condition("ForAnyValue:StringEqualsIfExistz", "aws:TagKeys", "x")),
     # --- names that belong to someone else ---------------------------------------------------
     Case("hand-made-role-name", "roleName of an existing role Rolekeeper did not create",
          "Conflict", "was not created by Rolekeeper", note="the hand-made role is unchanged"),
@@ -239,14 +354,11 @@ CASES: tuple[Case, ...] = (
          note="the hand-made user is unchanged"),
     # --- only AWS can know -------------------------------------------------------------------
     Case("no-such-managed-policy", "managedPolicies naming a policy that does not exist",
-         "AWSError", "NoSuchEntity",
-         {"managedPolicies": [f"arn:aws:iam::{ACCOUNT}:policy/rolekeeper-no-such-policy"]},
-         writes=W({("CreateRole", True), ("AttachRolePolicy", False)}),
-         note="the role exists without the policy until the spec is fixed"),
-    Case("no-such-group", "IAMUser groups naming a group that does not exist", "AWSError",
-         "NoSuchEntity", {"groups": ["rolekeeper-no-such-group"]}, kind="IAMUser",
-         writes=W({("CreateUser", True), ("AddUserToGroup", False)}),
-         note="the user exists outside the group until the spec is fixed"),
+         "DependencyNotReady", "does not exist: nothing was created",
+         {"managedPolicies": [f"arn:aws:iam::{ACCOUNT}:policy/rolekeeper-no-such-policy"]}),
+    Case("no-such-group", "IAMUser groups naming a group that does not exist",
+         "DependencyNotReady", "does not exist: nothing was created",
+         {"groups": ["rolekeeper-no-such-group"]}, kind="IAMUser"),
     Case("resource-arn-malformed", "Resource `arn:aws:s3` (an ARN IAM's grammar refuses)",
          "AWSError", "MalformedPolicyDocument",
          {"inlinePolicies": {"p": _identity(Resource="arn:aws:s3")}},
@@ -258,8 +370,8 @@ CASES: tuple[Case, ...] = (
          writes=W({("CreateRole", False)}), emulated=True,
          note="reported as Creating while retried for --principal-window, then AWSError"),
     Case("boundary-does-not-exist", "permissionsBoundary naming a policy that does not exist",
-         "AWSError", "NoSuchEntity", {"permissionsBoundary": NO_SUCH_BOUNDARY_ARN},
-         writes=W({("CreateRole", False)}), emulated=True),
+         "DependencyNotReady", "does not exist: nothing was created",
+         {"permissionsBoundary": NO_SUCH_BOUNDARY_ARN}),
 )
 
 
@@ -271,6 +383,7 @@ STOPPED_AT = {
     "rejected": "kubectl apply",
     "InvalidSpec": "operator, before AWS",
     "Conflict": "operator, after AWS refuses the create",
+    "DependencyNotReady": "operator, after reading AWS",
     "AWSError": "AWS",
 }
 
@@ -280,6 +393,8 @@ def _writes(case: Case) -> str:
         return "none (never stored)"
     if case.outcome == "InvalidSpec":
         return "none (no call at all)"
+    if case.outcome == "DependencyNotReady":
+        return "none (reads only)"
     if not case.writes:
         return f"only Create{case.kind[3:]}, refused by AWS (name taken); then reads"
     order = {"Create": 0}

@@ -48,7 +48,8 @@ def test_doc_names_every_case() -> None:
 def test_catalogue_shape() -> None:
     assert len(badinput.CASES) >= 30
     assert len(CASES) == len(badinput.CASES), "duplicate case ids"
-    assert {c.outcome for c in badinput.CASES} == {"rejected", "InvalidSpec", "Conflict", "AWSError"}
+    assert {c.outcome for c in badinput.CASES} == {
+        "rejected", "InvalidSpec", "Conflict", "DependencyNotReady", "AWSError"}
     for case in badinput.CASES:
         name = case.obj("p")["metadata"]["name"]
         assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name) and len(name) <= 253, case.id
