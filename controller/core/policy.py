@@ -660,6 +660,10 @@ def _check_condition(condition: Any, path: str) -> Iterator[str]:
         if not isinstance(block, dict):
             yield f"{_join(path, operator)}: must be an object of key -> value"
             continue
+        if not block:
+            # Also what a key with a null value becomes once the API server prunes it: refused
+            # the same way in `plan` (which sees the null) and by the operator (which sees {}).
+            yield f"{_join(path, operator)}: names no condition key (a null value is dropped)"
         for key, value in block.items():
             if not all(_is_condition_scalar(v) for v in _as_list(value)) or value == []:
                 yield (

@@ -1153,3 +1153,12 @@ def test_validate_reports_every_statement() -> None:
         f"{FIELD}.Statement[0].Effect",
         f"{FIELD}.Statement[1].Action",
     ]
+
+
+@pytest.mark.parametrize("block", [{}, {"aws:SourceVpc": None}], ids=["pruned-by-the-api-server", "null-in-yaml"])
+def test_a_condition_operator_without_a_key_is_refused_both_ways(block: dict[str, Any]) -> None:
+    """plan sees the null; the operator sees what the API server stored after pruning it ({});
+    both must refuse, or plan and operator disagree about one manifest."""
+    doc = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*", "Condition": {"StringEquals": block}}]}
+    assert validate(doc, "identity", "spec.p") != []
