@@ -24,8 +24,9 @@ from controller import __version__
 from controller.settings import DEFAULTS
 
 if TYPE_CHECKING:
+    from controller.aws.clients import Clients
     from controller.kinds.snapshot import AccountSnapshot
-    from controller.review.compute import World
+    from controller.review.compute import Review, World
     from controller.review.manifests import Input
 
     SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -352,6 +353,19 @@ def _add_guardrail_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ID",
         help="identity of the cluster that applies the objects (its operator's --cluster-id)",
     )
+    _add_accounts_argument(parser)
+
+
+def _add_accounts_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--accounts",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="IAMAccount (and Namespace) manifests in force in the cluster: objects of the "
+        "namespaces an IAMAccount serves are read in its account, through its role "
+        "(docs/accounts.md); the input's own IAMAccount objects count too (repeatable)",
+    )
 
 
 def _add_snapshot(sub: SubParsers) -> None:
@@ -406,6 +420,7 @@ def _add_import(sub: SubParsers) -> None:
         help="only this kind, e.g. IAMRole (repeatable; default every kind)",
     )
     parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    _add_accounts_argument(parser)
 
 
 def import_command(args: argparse.Namespace) -> int:
@@ -426,7 +441,7 @@ def import_command(args: argparse.Namespace) -> int:
                 snapshot, _, taken, _ = _load_snapshot(args.snapshot)
                 print(f"note: reading the snapshot {args.snapshot} ({taken})", file=sys.stderr)
             else:
-                clients = aws.connect()
+                clients = _account_clients(args.accounts, args.namespace)
                 aws.read_only(clients.iam)
                 snapshot = account.take(clients.iam, names=None)
         result = importer.run(snapshot, selector, args.namespace)
@@ -452,14 +467,18 @@ def plan_command(args: argparse.Namespace) -> int:
         return 1
     found = manifests.load([*args.paths, *args.filename])
     _add_guardrails(found, args.guardrails)
+    _add_guardrails(found, args.accounts)
     _note_ignored(found)
     try:
         with _aws_errors():
-            world = _world(args, found)
-            world.show_foreign = args.show_foreign
-            review = compute.compute(
-                found, world, args.prune_scope, args.namespace, cluster_id=args.cluster_id
-            )
+            if found.accounts:
+                review = _plan_accounts(args, found)
+            else:
+                world = _world(args, found)
+                world.show_foreign = args.show_foreign
+                review = compute.compute(
+                    found, world, args.prune_scope, args.namespace, cluster_id=args.cluster_id
+                )
     except _AWSUnavailable as exc:
         print(f"rolekeeper plan: {exc}", file=sys.stderr)
         return 1
@@ -620,8 +639,114 @@ def _add_guardrails(found: Input, paths: Sequence[str]) -> None:
         return
     extra = manifests.load(paths)
     found.guardrails.extend(extra.guardrails)
+    found.accounts.extend(extra.accounts)
     found.namespaces.update(extra.namespaces)
     found.problems.extend(extra.problems)
+
+
+def _account_clients(paths: Sequence[str], namespace: str) -> Clients:
+    """Clients of the AWS account `namespace` uses: its IAMAccount's role (from `paths`), or
+    the caller's own credentials when none serves it."""
+    from controller.aws import accounts, clients  # noqa: PLC0415
+    from controller.review import manifests  # noqa: PLC0415
+
+    found = manifests.load(paths) if paths else manifests.Input()
+    if found.problems:
+        raise _AWSUnavailable("; ".join(str(p) for p in found.problems))
+    try:
+        mapping = [accounts.parse_account(m.obj) for m in found.accounts]
+    except accounts.AccountError as exc:
+        raise _AWSUnavailable(str(exc)) from exc
+    choice = accounts.choose(mapping, namespace, found.namespaces.get(namespace, {}))
+    if choice.problem:
+        raise _AWSUnavailable(choice.problem)
+    if choice.account is None:
+        return clients.connect()
+    print(
+        f"note: namespace {namespace} uses IAMAccount {choice.account.name} "
+        f"({choice.account.account_id}): assuming {choice.account.role_arn}",
+        file=sys.stderr,
+    )
+    return accounts.from_environment().clients(choice.account)
+
+
+def _plan_accounts(args: argparse.Namespace, found: Input) -> Review:
+    """A plan over several AWS accounts: the objects of each account's namespaces planned
+    against that account (its role assumed, read-only), one review in account order."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    from controller.aws import accounts  # noqa: PLC0415
+    from controller.aws import clients as aws  # noqa: PLC0415
+    from controller.review import compute, manifests  # noqa: PLC0415
+    from controller.review.compute import World  # noqa: PLC0415
+
+    problems: list[manifests.Problem] = []
+    mapping = []
+    for manifest in found.accounts:
+        try:
+            mapping.append(accounts.parse_account(manifest.obj))
+        except accounts.AccountError as exc:
+            problems.append(manifests.Problem(manifest.source, f"IAMAccount: {exc}"))
+    groups: dict[str, list[manifests.Manifest]] = {}
+    chosen: dict[str, accounts.Account | None] = {}
+    for manifest in found.manifests:
+        namespace = manifests.meta(manifest.obj, "namespace") or args.namespace
+        choice = accounts.choose(
+            mapping, namespace, found.namespaces.get(namespace, {}), [str(p) for p in problems]
+        )
+        if choice.problem:
+            problems.append(manifests.Problem(manifest.source, choice.problem))
+            continue
+        groups.setdefault(choice.key, []).append(manifest)
+        chosen[choice.key] = choice.account
+    changes: list[compute.Change] = []
+    notes: list[str] = []
+    session = None
+    for key, members in groups.items():
+        part = replace(found, manifests=members, problems=[])
+        account = chosen[key]
+        scopes = [
+            ns for ns in args.prune_scope
+            if accounts.choose(mapping, ns, found.namespaces.get(ns, {})).key == key
+        ]
+        if account is None:
+            world = _world(args, part)
+        else:
+            if args.snapshot:
+                snapshot, partition, _, snapshot_account = _load_snapshot(args.snapshot)
+                if snapshot_account != account.account_id:
+                    raise _AWSUnavailable(
+                        f"the snapshot {args.snapshot} is of account {snapshot_account}; "
+                        f"IAMAccount {account.name} is account {account.account_id}"
+                    )
+                world = World(snapshot=snapshot, partition=partition, account_id=snapshot_account)
+            else:
+                from controller.kinds import snapshot as entities  # noqa: PLC0415
+
+                session = session or accounts.from_environment()
+                clients = session.clients(account)
+                aws.read_only(clients.iam)
+                taken = None
+                if scopes or len(members) > SNAPSHOT_THRESHOLD:  # as _world decides
+                    names = None if scopes else compute.aws_names(part)
+                    taken = entities.take(clients.iam, names=names)
+                world = World(
+                    clients=clients,
+                    snapshot=taken,
+                    partition=clients.partition,
+                    account_id=clients.account_id,
+                )
+            print(
+                f"note: {len(members)} object(s) planned in account {account.account_id} "
+                f"(IAMAccount {account.name})",
+                file=sys.stderr,
+            )
+        world.show_foreign = args.show_foreign
+        review = compute.compute(part, world, scopes, args.namespace, cluster_id=args.cluster_id)
+        changes.extend(review.changes)
+        problems.extend(review.problems)
+        notes.extend(n for n in review.notes if n not in notes)
+    return compute.Review(tuple(changes), (*found.problems, *problems), tuple(notes))
 
 
 def _add_aws_policy(sub: SubParsers) -> None:
@@ -641,15 +766,30 @@ def _add_aws_policy(sub: SubParsers) -> None:
     parser.add_argument(
         "--cluster-id", default=None, metavar="ID", help="the operator's cluster id"
     )
+    parser.add_argument(
+        "--accounts",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="IAMAccount manifests: grant sts:AssumeRole on exactly their roleArn",
+    )
 
 
 def aws_policy_command(args: argparse.Namespace) -> int:
+    from controller.aws.accounts import AccountError, parse_account  # noqa: PLC0415
     from controller.core import awspolicy  # noqa: PLC0415
     from controller.core.guardrails import GuardrailError, parse_guardrail  # noqa: PLC0415
     from controller.review import manifests  # noqa: PLC0415
 
     found = manifests.load(args.guardrails) if args.guardrails else manifests.Input()
+    _add_guardrails(found, args.accounts)
     errors = [str(p) for p in found.problems]
+    roles = []
+    for manifest in found.accounts:
+        try:
+            roles.append(parse_account(manifest.obj).role_arn)
+        except AccountError as exc:
+            errors.append(f"{manifest.source}: {exc}")
     rules = []
     for manifest in found.guardrails:
         try:
@@ -661,7 +801,11 @@ def aws_policy_command(args: argparse.Namespace) -> int:
             print(f"error: {error}", file=sys.stderr)
         return 1
     document = awspolicy.operator_policy(
-        rules, partition=args.partition, account_id=args.account_id, cluster_id=args.cluster_id
+        rules,
+        partition=args.partition,
+        account_id=args.account_id,
+        cluster_id=args.cluster_id,
+        assume_roles=roles,
     )
     for problem in awspolicy.problems(document, partition=args.partition):
         print(f"warning: {problem}", file=sys.stderr)

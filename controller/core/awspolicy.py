@@ -108,8 +108,12 @@ def operator_policy(
     cluster_id: str | None = None,
     instance_profiles: bool = True,
     operator_name: str = OPERATOR_NAME,
+    assume_roles: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The operator's identity policy enforcing on AWS's side what the guardrails allow.
+
+    `assume_roles` are the roleArn of each IAMAccount: the operator's own identity may assume
+    exactly those (docs/accounts.md); without IAMAccounts it assumes nothing.
 
     `cluster_id` pins the cluster tag's value (`--cluster-id`); without it any value will do
     but the tag must be present. `instance_profiles=False` drops iam:PassRole and the
@@ -238,6 +242,8 @@ def operator_policy(
         "Resource": _arns(arn, "role", (operator_name,), None)
         + _arns(arn, "user", (operator_name,), None),
     })
+    if assume_roles:
+        statements.append(_allow("AssumeIAMAccountRoles", ["sts:AssumeRole"], sorted(assume_roles)))
     # A statement left with no resource (nothing allowed) must go: IAM rejects it.
     kept = [s for s in statements if s.get("Resource") != []]
     return {"Version": policy.DEFAULT_VERSION, "Statement": kept}

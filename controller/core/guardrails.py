@@ -60,7 +60,9 @@ __all__ = [
     "Violation",
     "adoption_allowed",
     "evaluate",
+    "matches",
     "parse_guardrail",
+    "parse_selector",
     "selects",
 ]
 
@@ -122,6 +124,7 @@ class Rule(StrEnum):
     USER_ACCESS_KEYS = "users.accessKeys"
     LIMITS = "limits"
     ADOPTION = "adoption"
+    ACCOUNTS = "accounts"
 
 
 class GuardrailError(ValueError):
@@ -240,6 +243,9 @@ class Guardrail:
     actions: ActionRules = ActionRules()
     limits: Limits = Limits()
     adoption: AdoptionRules = AdoptionRules()
+    # AWS account ids (IAMAccount spec.accountId, or the operator's own) the selected
+    # namespaces' entities may live in; None: any account.
+    accounts: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -375,6 +381,7 @@ def parse_guardrail(obj: Mapping[str, Any]) -> Guardrail:
         (
             "namespaceSelector", "enforcement", "roles", "users", "policies",
             "permissionsBoundary", "managedPolicies", "actions", "limits", "adoption",
+            "accounts",
         ),
     )
     if "namespaceSelector" not in spec:
@@ -394,10 +401,18 @@ def parse_guardrail(obj: Mapping[str, Any]) -> Guardrail:
         actions=_actions(read, spec.get("actions"), "spec.actions"),
         limits=_limits(read, spec.get("limits"), "spec.limits"),
         adoption=_adoption(read, spec.get("adoption"), "spec.adoption"),
+        accounts=_accounts(read, spec.get("accounts"), "spec.accounts"),
     )
     if read.errors:
         raise GuardrailError(name, read.errors)
     return guardrail
+
+
+def parse_selector(value: Any, path: str) -> tuple[NamespaceSelector, list[str]]:
+    """A label selector read as guardrails read theirs (IAMAccount uses it): the selector and
+    the problems found, each starting with its field path."""
+    read = _Reader()
+    return _selector(read, value, path), read.errors
 
 
 def _selector(read: _Reader, value: Any, path: str) -> NamespaceSelector:
@@ -551,6 +566,14 @@ def _limits(read: _Reader, value: Any, path: str) -> Limits:
     return Limits(**{key: read.integer(spec.get(key), f"{path}.{key}", 0) for key in spec})
 
 
+def _accounts(read: _Reader, value: Any, path: str) -> tuple[str, ...] | None:
+    accounts = read.strings(value, path, pattern=False)
+    for index, account in enumerate(accounts or ()):
+        if not _ACCOUNT.fullmatch(account):
+            read.fail(f"{path}[{index}]", f"{account!r} is not a 12-digit account id")
+    return accounts
+
+
 def _adoption(read: _Reader, value: Any, path: str) -> AdoptionRules:
     spec = read.mapping(value, path, ("roles", "users", "policies"))
     rules: dict[str, NameRules] = {}
@@ -567,9 +590,14 @@ def _adoption(read: _Reader, value: Any, path: str) -> AdoptionRules:
 
 def selects(g: Guardrail, namespace_labels: Mapping[str, str]) -> bool:
     """Whether the guardrail's namespaceSelector selects a namespace with these labels."""
-    if any(namespace_labels.get(k) != v for k, v in g.selector.match_labels):
+    return matches(g.selector, namespace_labels)
+
+
+def matches(selector: NamespaceSelector, namespace_labels: Mapping[str, str]) -> bool:
+    """Whether a label selector selects a namespace with these labels (also IAMAccount's)."""
+    if any(namespace_labels.get(k) != v for k, v in selector.match_labels):
         return False
-    return all(_requirement(r, namespace_labels) for r in g.selector.match_expressions)
+    return all(_requirement(r, namespace_labels) for r in selector.match_expressions)
 
 
 def _requirement(r: LabelRequirement, labels: Mapping[str, str]) -> bool:
@@ -670,6 +698,7 @@ def _violation(name: str, enforcement: Enforcement, f: _Finding, view: EntityVie
 
 
 def _findings(g: Guardrail, c: _Context) -> Iterator[_Finding]:
+    yield from _check_account(g, c)
     yield from _check_kind(g, c)
     yield from _check_names(getattr(g, c.info.section).names, c)
     if c.info.boundary:
@@ -688,6 +717,17 @@ def _findings(g: Guardrail, c: _Context) -> Iterator[_Finding]:
 
 def _listed(patterns: Iterable[str], namespace: str) -> str:
     return ", ".join(repr(matching.substitute(p, namespace)) for p in patterns)
+
+
+def _check_account(g: Guardrail, c: _Context) -> Iterator[_Finding]:
+    if g.accounts is None or c.account_id in g.accounts:
+        return
+    used = f"AWS account {c.account_id}" if c.account_id else "an AWS account not known here"
+    yield _Finding(
+        Rule.ACCOUNTS, "metadata.namespace",
+        f"{c.view.namespace!r} uses {used} (its IAMAccount, or the operator's own); allowed "
+        f"accounts: {', '.join(g.accounts) or 'none'}",
+    )
 
 
 def _check_kind(g: Guardrail, c: _Context) -> Iterator[_Finding]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import kopf
 
+from controller.aws.accounts import Account, AccountError, Choice, choose, parse_account
 from controller.core.guardrails import Guardrail, GuardrailError, parse_guardrail
 from controller.engine import references
 from controller.engine.gate import Gate, operator_identity
@@ -28,6 +29,7 @@ NAMESPACES = "rk_namespaces"
 POLICIES = "rk_policies"
 GUARDRAILS = "rk_guardrails"
 OBJECTS = "rk_objects"
+ACCOUNTS = "rk_accounts"
 IDENTITY_NAMESPACE = "kube-system"
 
 # (kind, creationTimestamp, uid) of one object, as the objects index keeps it.
@@ -38,6 +40,7 @@ def register() -> None:
     """Register the indices (Kopf fills them before any handler runs)."""
     kopf.index("", "v1", "namespaces", id=NAMESPACES)(_namespace)
     kopf.index(GROUP, VERSION, "iamguardrails", id=GUARDRAILS)(_guardrail)
+    kopf.index(GROUP, VERSION, "iamaccounts", id=ACCOUNTS)(_account)
     kopf.index(GROUP, VERSION, "iampolicies", id=POLICIES)(_policy)
     for kind in registry.KINDS.values():
         kopf.index(GROUP, VERSION, kind.plural, id=f"{OBJECTS}_{kind.plural}")(_object)
@@ -53,6 +56,31 @@ def _guardrail(body: kopf.Body, name: str, **_: Any) -> dict[str, Guardrail | st
     except GuardrailError as exc:
         log.warning("IAMGuardrail %s cannot be read: %s", name, exc)
         return {name: f"{name}: {exc}"}
+
+
+def _account(body: kopf.Body, name: str, **_: Any) -> dict[str, Account | str]:
+    try:
+        return {name: parse_account(body)}
+    except AccountError as exc:
+        log.warning("IAMAccount %s cannot be read: %s", name, exc)
+        return {name: f"{name}: {exc}"}
+
+
+def account(indices: Mapping[str, Any], namespace: str) -> Choice:
+    """Which AWS account the objects of `namespace` live in (IAMAccount, or the operator's own
+    when `Choice.account` is None), from the IAMAccount and namespace indices."""
+    found: list[Account] = []
+    broken: list[str] = []
+    accounts_index = indices.get(ACCOUNTS)
+    for name in accounts_index or ():
+        for value in _values(accounts_index, name):
+            (found.append if isinstance(value, Account) else broken.append)(value)
+    seen = _values(indices.get(NAMESPACES), namespace)
+    if not seen and (found or broken):
+        # Labels unknown (the namespace's watch event may come after its objects'): choosing
+        # now could pick the operator's own account for a namespace an IAMAccount selects.
+        return Choice(problem=f"namespace {namespace!r} is not seen yet", wait=True)
+    return choose(found, namespace, seen[0][0] if seen else {}, broken)
 
 
 def _object(
@@ -121,6 +149,11 @@ def gate(
     labels = (
         {namespace: found[0][0]} if (found := _values(indices.get(NAMESPACES), namespace)) else {}
     )
+    chosen = account(indices, namespace).account
+    if chosen is not None:
+        # The namespace's IAMAccount: its id for "self" and the accounts rule, and the role the
+        # operator acts as there, which nothing may adopt.
+        account_id, caller_arn = chosen.account_id, chosen.role_arn
     return Gate(
         guardrails=tuple(sorted(rules, key=lambda g: g.name)),
         labels=labels,

@@ -30,6 +30,7 @@ from controller.core import bounds
 from controller.kinds.registry import GROUP, KIND_NAMES
 
 GUARDRAIL_KIND = "IAMGuardrail"
+ACCOUNT_KIND = "IAMAccount"
 
 SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -137,6 +138,7 @@ class Input:
     guardrails: list[Manifest] = field(default_factory=list)  # IAMGuardrail objects
     # Namespace objects' labels, by name: what guardrails select namespaces by.
     namespaces: dict[str, dict[str, str]] = field(default_factory=dict)
+    accounts: list[Manifest] = field(default_factory=list)  # IAMAccount objects
 
 
 def load(
@@ -491,6 +493,9 @@ def _collect_one(data: Any, source: Source, found: Input) -> None:
         return
     if kind == GUARDRAIL_KIND and group == GROUP:
         found.guardrails.append(Manifest(source, data))
+        return
+    if kind == ACCOUNT_KIND and group == GROUP:
+        found.accounts.append(Manifest(source, data))
         return
     if kind == "Namespace" and data.get("apiVersion") == "v1" and meta(data, "name"):
         labels = (data.get("metadata") or {}).get("labels") or {}

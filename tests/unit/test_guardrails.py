@@ -490,6 +490,47 @@ def test_an_unknown_account_matches_no_self_entry() -> None:
     assert {v.rule for v in result.denied} == {Rule.TRUST_ACCOUNTS, Rule.TRUST_FOREIGN}
 
 
+# --- accounts: which AWS accounts a namespace's entities may live in ----------------------
+
+PINNED = guardrail("pinned", namespaceSelector={"matchLabels": TENANT}, accounts=[ACCOUNT, PARTNER])
+
+
+@pytest.mark.parametrize("view", [GOOD_ROLE, GOOD_USER, GOOD_POLICY], ids=lambda v: v.kind)
+@pytest.mark.parametrize(
+    ("account_id", "allowed"),
+    [(ACCOUNT, True), (PARTNER, True), (STRANGER, False), (None, False)],
+)
+def test_accounts_rule_allows_only_the_listed_accounts(
+    view: EntityView, account_id: str | None, allowed: bool
+) -> None:
+    result = evaluate([PINNED], view, TENANT, account_id=account_id)
+    assert {(v.guardrail, v.rule) for v in result.denied} == (
+        set() if allowed else {("pinned", Rule.ACCOUNTS)}
+    )
+
+
+def test_accounts_rule_message_names_the_account_and_what_is_allowed() -> None:
+    (violation,) = evaluate([PINNED], GOOD_ROLE, TENANT, account_id=STRANGER).denied
+    assert violation.field == "metadata.namespace"
+    assert STRANGER in violation.message and f"{ACCOUNT}, {PARTNER}" in violation.message
+    assert violation.message.startswith("IAMGuardrail 'pinned', rule accounts (deny): ")
+
+
+def test_accounts_rule_applies_only_to_the_selected_namespaces() -> None:
+    assert evaluate([PINNED], GOOD_ROLE, {}, account_id=STRANGER).allowed
+
+
+def test_an_empty_accounts_list_allows_no_account() -> None:
+    nowhere = guardrail("nowhere", namespaceSelector={}, accounts=[])
+    assert not evaluate([nowhere], GOOD_ROLE, {}, account_id=ACCOUNT).allowed
+
+
+def test_accounts_rule_in_warn_mode_only_warns() -> None:
+    warn = guardrail("w", namespaceSelector={}, enforcement="warn", accounts=[ACCOUNT])
+    result = evaluate([warn], GOOD_ROLE, {}, account_id=STRANGER)
+    assert result.allowed and [v.rule for v in result.warned] == [Rule.ACCOUNTS]
+
+
 def test_the_tenant_example_parses_into_the_expected_model() -> None:
     assert TENANTS.roles.trust is not None
     assert TENANTS.roles.trust.accounts == ("self", PARTNER)
@@ -541,6 +582,8 @@ def test_every_guardrail_in_the_docs_parses(obj: dict[str, Any]) -> None:
         ({"namespaceSelector": {}, "limits": {"roles": -1}}, "spec.limits.roles"),
         ({"namespaceSelector": {}, "users": {"allowed": "no"}}, "spec.users.allowed"),
         ({"namespaceSelector": {}, "adoption": {"roles": {"paths": ["/"]}}}, "spec.adoption.roles.names"),
+        ({"namespaceSelector": {}, "accounts": ["1234"]}, "spec.accounts[0]"),
+        ({"namespaceSelector": {}, "accounts": "111122223333"}, "spec.accounts"),
     ],
 )
 def test_parse_errors_name_the_field(spec: dict[str, Any], field: str) -> None:
@@ -619,6 +662,7 @@ def test_crd_fields_are_exactly_what_the_parser_reads() -> None:
         "users": {**TENANTS_SPEC["users"], "allowed": True},
         "limits": {**TENANTS_SPEC["limits"], "policies": 3},
         "adoption": {kind: {"names": ["x-*"], "paths": ["/legacy/"]} for kind in ("roles", "users", "policies")},
+        "accounts": [ACCOUNT],
     }
     guardrail(**full)  # the parser accepts every field ...
     assert _schema_leaves(SPEC_SCHEMA) == _leaf_paths(full)  # ... and the schema has them all
