@@ -25,10 +25,12 @@ import random
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 import kopf
 
+from controller.aws import accounts as aws_accounts
 from controller.aws import clients as aws
 from controller.core import status
 from controller.core.actions import Action
@@ -45,12 +47,13 @@ from controller.core.findings import (
     Severity,
     findings_for,
     suppress,
+    usage_findings,
 )
 from controller.core.status import Reason, Verdict
 from controller.engine import references
 from controller.engine.reconcile import Outcome, finalize, reconcile
 from controller.engine.references import KnownToExist
-from controller.engine.sweep import Sweeper
+from controller.engine.sweep import RESAMPLE_EVERY, Sweeper
 from controller.kinds import registry, snapshot
 from controller.kinds.base import Desired, Entity, ObjectRef
 from controller.kinds.registry import GROUP, VERSION
@@ -66,6 +69,23 @@ DEPENDENCY_RETRY_CEILING = 15.0
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+@dataclass
+class PolicyTags:
+    """Customer managed policies' tags between sweeps: reused for `reuse` sweeps, then read
+    again (a hand edit of an IAMPolicy's tags is put back within that many intervals)."""
+
+    reuse: int = RESAMPLE_EVERY
+    _tags: dict[str, dict[str, str]] = field(default_factory=dict)
+    _age: int = 0
+
+    def reusable(self) -> dict[str, dict[str, str]] | None:
+        return self._tags if self._age < self.reuse else None
+
+    def taken(self, tags: Mapping[str, dict[str, str]]) -> None:
+        self._age = self._age + 1 if self._age < self.reuse else 0
+        self._tags = dict(tags)
 
 
 @dataclass
@@ -89,6 +109,47 @@ class Runtime:
     out_of_sync: dict[str, set[str]] = field(default_factory=dict)
     # References (policies, groups) seen to exist, shared by every reconcile.
     known: KnownToExist = field(default_factory=KnownToExist)
+    # Several AWS accounts (IAMAccount, docs/accounts.md): assumed-role clients, and one
+    # Sweeper (one snapshot per interval) per account. Key "" is the operator's own account,
+    # served by `clients`, `sweeper` and `known` above.
+    accounts: aws_accounts.Accounts | None = None
+    sweepers: dict[str, Sweeper] = field(default_factory=dict)
+    account_clients: dict[str, aws.Clients] = field(default_factory=dict)
+    routes: dict[str, str] = field(default_factory=dict)  # uid -> key of the account it is in
+    knowns: dict[str, KnownToExist] = field(default_factory=dict)
+    policy_tags: dict[str, PolicyTags] = field(default_factory=dict)  # per account, as `tags`
+
+    def sweeper_for(self, uid: str, key: str) -> Sweeper:
+        """The Sweeper of account `key`, with `uid` routed to it (and out of any other)."""
+        old = self.routes.get(uid)
+        if old is not None and old != key:
+            (self.sweepers.get(old) or self.sweeper).forget(uid)
+        self.routes[uid] = key
+        if not key:
+            return self.sweeper
+        found = self.sweepers.get(key)
+        if found is None:
+            found = self.sweepers[key] = Sweeper(
+                functools.partial(self._take_snapshot, key), self.settings.drift.interval
+            )
+        return found
+
+    def unroute(self, uid: str) -> None:
+        (self.sweepers.get(self.routes.pop(uid, "")) or self.sweeper).forget(uid)
+
+    def known_for(self, key: str) -> KnownToExist:
+        """References seen to exist in account `key` (a group in one account says nothing
+        about another)."""
+        return self.knowns.setdefault(key, KnownToExist()) if key else self.known
+
+    async def _take_snapshot(self, key: str) -> snapshot.AccountSnapshot:
+        """An IAMAccount's snapshot, as startup's take_snapshot takes the operator's own."""
+        names = {desired.aws_name for desired in self.sweepers[key].managed.values()}
+        tags = self.policy_tags.setdefault(key, PolicyTags())
+        iam = self.account_clients[key].iam
+        taken = await self.run(snapshot.take, iam, names, tags.reusable())
+        tags.taken(taken.policy_tags)
+        return taken
 
     def lock(self, uid: str) -> asyncio.Lock:
         return self.locks.setdefault(uid, asyncio.Lock())
@@ -136,7 +197,9 @@ class Runtime:
             severity, rule = series
             metrics.FINDINGS.labels(severity=severity, id=rule).set(self.finding_totals[series])
 
-    def judge(self, body: kopf.Body, desired: Desired) -> tuple[Finding, ...]:
+    def judge(
+        self, body: kopf.Body, desired: Desired, account_id: str | None = None
+    ) -> tuple[Finding, ...]:
         """The object's findings, suppressions marked (cached per generation and annotation)."""
         annotations = body.metadata.annotations or {}
         key = (desired.generation, str(annotations.get(SUPPRESS_ANNOTATION, "")))
@@ -144,7 +207,8 @@ class Runtime:
         if cached is not None and cached[0] == key:
             return cached[1]
         view = registry.of(desired).view(desired)
-        found = suppress(findings_for(view, account_id=self.clients.account_id), key[1])
+        account = account_id or self.clients.account_id
+        found = suppress(findings_for(view, account_id=account), key[1])
         self.judged[str(body.metadata.uid)] = (key, found)
         return found
 
@@ -165,9 +229,7 @@ class DigestDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
     stored base replaces it with a digest.
     """
 
-    def build(
-        self, *, body: kopf.Body, extra_fields: Any = None
-    ) -> kopf.BodyEssence:
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
         return self._digest(super().build(body=body, extra_fields=extra_fields))
 
     def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
@@ -229,12 +291,18 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         max_workers=tuning.workers, thread_name_prefix="aws"
     )
 
+    tags = PolicyTags()
+
     async def take_snapshot() -> snapshot.AccountSnapshot:
         loop = asyncio.get_running_loop()
-        # Policy tags (ownership) only for the names this operator manages: not one call per
-        # customer policy of the account each interval.
+        # Policy tags (ownership; GAAD has none) only for the names this operator manages, and
+        # re-read every few intervals, not each: a steady sweep costs the snapshot's pages.
         names = {desired.aws_name for desired in sweeper.managed.values()}
-        return await loop.run_in_executor(executor, snapshot.take, clients.iam, names)
+        taken = await loop.run_in_executor(
+            executor, snapshot.take, clients.iam, names, tags.reusable()
+        )
+        tags.taken(taken.policy_tags)
+        return taken
 
     sweeper = Sweeper(take_snapshot, config.drift.interval)
     memo.runtime = Runtime(
@@ -242,6 +310,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         clients=clients,
         executor=executor,
         sweeper=sweeper,
+        accounts=aws_accounts.from_environment(config.aws),
     )
     log.info("connected to AWS account %s (%s)", clients.account_id, clients.partition)
 
@@ -272,12 +341,17 @@ async def on_change(
         desired = _parse_or_report(rt, body, status, patch, "change", indices)
         if desired is None:
             return
-        rt.sweeper.managed[uid] = desired
+        target = await _account(rt, body, status, patch, "change", indices)
+        if target is None:
+            return
+        key, clients = target
+        sweeper = rt.sweeper_for(uid, key)
+        sweeper.managed[uid] = desired
         observed = None
         if reason == kopf.Reason.RESUME:
             # After a restart every object resumes at once: one shared snapshot answers them
             # all (reconcile re-reads only what differs) instead of 5 reads per object.
-            found, hint = await rt.sweeper.lookup(uid, desired)
+            found, hint = await sweeper.lookup(uid, desired)
             observed = hint if found else None
         await _reconcile(
             rt,
@@ -290,8 +364,10 @@ async def on_change(
             runtime.total_seconds(),
             observed=observed,
             indices=indices,
+            clients=clients,
+            account=key,
         )
-        rt.sweeper.reconciled(uid)
+        sweeper.reconciled(uid)
 
 
 async def drift_check(
@@ -305,9 +381,14 @@ async def drift_check(
         desired = _parse_or_report(rt, body, status, patch, "drift", indices)
         if desired is None:
             return
-        found, hint = await rt.sweeper.lookup(uid, desired)
-        metrics.SNAPSHOT_AGE.set(rt.sweeper.snapshot_age)
-        if found and rt.sweeper.predates_reconcile(uid):
+        target = await _account(rt, body, status, patch, "drift", indices)
+        if target is None:
+            return
+        key, clients = target
+        sweeper = rt.sweeper_for(uid, key)
+        found, hint = await sweeper.lookup(uid, desired)
+        metrics.SNAPSHOT_AGE.set(sweeper.snapshot_age)
+        if found and sweeper.predates_reconcile(uid):
             # Finished before this object's own reconcile did (e.g. before its role existed):
             # it shows nothing newer, and a re-read would cost 5 calls per object.
             return
@@ -324,6 +405,8 @@ async def drift_check(
                 0.0,
                 observed=hint if found else None,
                 indices=indices,
+                clients=clients,
+                account=key,
             )
 
 
@@ -342,14 +425,16 @@ async def on_delete(
     if desired is not None:
         desired = desired.in_cluster(_cluster(rt, indices))
     if desired is None:
-        rt.sweeper.forget(uid)
+        rt.unroute(uid)
         rt.track(uid, kind, None)
         return  # never created anything in AWS
     async with rt.lock(uid):
+        target = await _account(rt, body, status, patch, "delete", indices, deleting=True)
+        assert target is not None  # deleting: raises instead
         with metrics.RECONCILE_SECONDS.labels(kind=kind, trigger="delete").time():
             try:
                 known_arn = str(status.get("arn") or "")
-                outcome = await rt.run(finalize, rt.clients, desired, known_arn=known_arn)
+                outcome = await rt.run(finalize, target[1], desired, known_arn=known_arn)
             except AWSError as exc:
                 _post_applied(body, exc.applied, drift=False)
                 message = f"cannot delete IAM {_noun(desired)} yet: {exc}"
@@ -375,7 +460,7 @@ async def on_delete(
     await access_keys.release(body, desired, status, desired.deletion_policy == "Retain")
     _post_applied(body, outcome.applied, drift=False)
     metrics.RECONCILES.labels(kind=kind, trigger="delete", result="deleted").inc()
-    rt.sweeper.forget(uid)
+    rt.unroute(uid)
     rt.locks.pop(uid, None)
     rt.track(uid, kind, None)
 
@@ -413,7 +498,10 @@ async def _reconcile(
     elapsed: float,
     observed: Entity | None = None,
     indices: Mapping[str, Any] | None = None,
+    clients: aws.Clients | None = None,
+    account: str = "",
 ) -> None:
+    clients = clients or rt.clients  # the object's account (`_account`)
     kind = desired.ref.kind
     namespace = desired.ref.namespace
     desired, missing = references.resolve(
@@ -431,8 +519,8 @@ async def _reconcile(
     gate = platform.gate(
         indices or {},
         desired,
-        account_id=rt.clients.account_id,
-        caller_arn=rt.clients.caller_arn,
+        account_id=clients.account_id,
+        caller_arn=clients.caller_arn,
         created=str(body.metadata.creation_timestamp or ""),
     )
     key_status = None
@@ -441,7 +529,7 @@ async def _reconcile(
             known_arn = str(status.get("arn") or "")
             outcome = await rt.run(
                 reconcile,
-                rt.clients,
+                clients,
                 access_keys.entity_only(desired),
                 observed,
                 known_arn=known_arn,
@@ -450,11 +538,11 @@ async def _reconcile(
                 and not known_arn
                 and not status.get("conditions"),
                 gate=gate,
-                known=rt.known,
+                known=rt.known_for(account),
             )
             # spec.accessKey: once the user is in sync, its key and Secret (own channel).
             outcome, key_status = await access_keys.reconcile(
-                rt.run, rt.clients.iam, body, desired, status, outcome
+                rt.run, clients.iam, body, desired, status, outcome
             )
         except PrincipalNotReady as exc:
             _post_applied(body, exc.applied, drift=trigger == "drift")
@@ -502,12 +590,91 @@ async def _reconcile(
         status,
         patch,
         outcome.verdict,
-        findings=rt.judge(body, desired),
+        findings=rt.judge(body, desired, clients.account_id)
+        + _usage_findings(body, desired, outcome),
         conditions=_conditions(body, status, outcome),
     )
+    if status.get("accountId") != clients.account_id:
+        patch.status["accountId"] = clients.account_id
     access_keys.patch_status(status, patch, key_status, desired.access_key is not None)
     result = "synced" if outcome.ready else str(outcome.verdict.reason).lower()
     metrics.RECONCILES.labels(kind=kind, trigger=trigger, result=result).inc()
+
+
+async def _account(
+    rt: Runtime,
+    body: kopf.Body,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    trigger: str,
+    indices: Mapping[str, Any],
+    deleting: bool = False,
+) -> tuple[str, aws.Clients] | None:
+    """(key, clients) of the AWS account the object lives in: its namespace's IAMAccount, or
+    the operator's own. None when that account cannot be used: Ready=False says why (the STS
+    error, an ambiguous mapping) and nothing is called in any account; when `deleting`, raises
+    instead, so the finalizer stays."""
+    namespace = str(body.metadata.namespace)
+    choice = platform.account(indices, namespace)
+    key, clients, message = choice.key, rt.clients, choice.problem
+    if choice.wait:
+        raise kopf.TemporaryError(message, delay=2)
+    if not message and choice.account is not None and rt.accounts is not None:
+        try:
+            clients = await rt.run(rt.accounts.clients, choice.account)
+        except AWSError as exc:
+            message = exc.aws_message
+        else:
+            if rt.account_clients.get(key) is not clients:
+                clients.counter.listeners.append(metrics.record_aws_call)
+                rt.account_clients[key] = clients
+    arn = str(status.get("arn") or "")
+    held = arn.split(":")[4] if arn.count(":") >= 5 else ""
+    if not message and held and held != clients.account_id:
+        # Following the namespace would create a second entity and orphan the first.
+        message = (
+            f"{arn} is in account {held}, but namespace {namespace!r} now uses account "
+            f"{clients.account_id}; Rolekeeper does not move entities between accounts: restore "
+            "the namespace's account, or delete this object (deletionPolicy as needed) and "
+            "create it again"
+        )
+    if not message:
+        return key, clients
+    expected = choice.account.account_id if choice.account is not None else ""
+    if _ready(status) != (Reason.AWS_ERROR, message):
+        kopf.warn(body, reason="AccountUnavailable", message=message)
+    _write_status(rt, body, status, patch, Verdict(False, Reason.AWS_ERROR, message))
+    if expected and status.get("accountId") != expected:
+        patch.status["accountId"] = expected
+    metrics.RECONCILES.labels(
+        kind=str(body["kind"]), trigger=trigger, result="accountunavailable"
+    ).inc()
+    if deleting:
+        raise kopf.TemporaryError(message, delay=rt.settings.kopf.max_backoff)
+    return None
+
+
+def _usage_findings(body: kopf.Body, desired: Desired, outcome: Outcome) -> tuple[Finding, ...]:
+    """RK-UNUSED-001 from what AWS says of the entity's last use (not cached: time moves)."""
+    usage = outcome.usage
+    if usage is None:
+        return ()
+    found = usage_findings(
+        registry.of(desired).noun,
+        usage.field,
+        last_used=_when(usage.last_used),
+        created=_when(usage.created),
+        now=datetime.now(UTC),
+    )
+    annotations = body.metadata.annotations or {}
+    return suppress(found, str(annotations.get(SUPPRESS_ANNOTATION, "")))
+
+
+def _when(value: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
 
 
 def _cluster(rt: Runtime, indices: Mapping[str, Any]) -> str:

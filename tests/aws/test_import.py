@@ -33,9 +33,9 @@ from controller.aws import clients as aws
 from controller.aws.clients import Clients
 from controller.core.actions import RESERVED_TAG_PREFIX
 from controller.core.guardrails import parse_guardrail
+from controller.engine import references
 from controller.engine.gate import Gate
 from controller.engine.reconcile import reconcile
-from controller.engine import references
 from controller.kinds import registry
 from controller.kinds import snapshot as account
 from controller.review import compute, importer, manifests

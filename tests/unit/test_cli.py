@@ -22,7 +22,7 @@ def test_crds_prints_the_checked_in_crds(capsys: pytest.CaptureFixture[str]) -> 
     printed = list(yaml.safe_load_all(capsys.readouterr().out))
     on_disk = [yaml.safe_load(p.read_text()) for p in sorted((REPO / "crds").glob("*.yaml"))]
     assert printed == on_disk
-    assert {d["spec"]["names"]["kind"] for d in printed} == {"IAMRole", "IAMUser", "IAMPolicy", "IAMGuardrail"}
+    assert {d["spec"]["names"]["kind"] for d in printed} == {"IAMRole", "IAMUser", "IAMPolicy", "IAMGuardrail", "IAMAccount"}
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
