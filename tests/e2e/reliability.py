@@ -34,6 +34,7 @@ from tests.helpers import DYNAMO_READ, EC2_TRUST, S3_READ, SQS_READ, manifest
 FULL = os.environ.get("RK_RELIABILITY_FULL") == "1"
 OWNER_TAG = "rolekeeper.dev/owner"
 UID_TAG = "rolekeeper.dev/uid"
+CLUSTER_TAG = "rolekeeper.dev/cluster"
 READS = ("Get", "List")
 # The request parameters that name the entity a call is about (first match wins).
 ENTITY_PARAMS = ("RoleName", "UserName", "InstanceProfileName")
@@ -406,15 +407,17 @@ def _doc(value: Any) -> Any:
 
 
 def expected_state(objects: Iterable[Mapping[str, Any]], namespace: str,
-                   uids: Mapping[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
+                   uids: Mapping[str, str], cluster: str) -> dict[tuple[str, str], dict[str, Any]]:
     """What `account_state` must show for these objects, derived from their specs alone.
 
-    `uids` maps metadata.name to the live object's uid (the ownership tag records it).
+    `uids` maps metadata.name to the live object's uid (the ownership tag records it);
+    `cluster` is the operator's cluster identity (`cluster_id`), recorded in the cluster tag.
     """
     state: dict[tuple[str, str], dict[str, Any]] = {}
     for obj in objects:
         spec, name = obj["spec"], obj["metadata"]["name"]
-        tags = {**spec.get("tags", {}), OWNER_TAG: f"{namespace}/{name}", UID_TAG: uids[name]}
+        tags = {**spec.get("tags", {}), OWNER_TAG: f"{namespace}/{name}", UID_TAG: uids[name],
+                CLUSTER_TAG: cluster}
         kind, aws_name = aws_key(obj)
         common = {
             "path": spec.get("path", "/"),
@@ -451,6 +454,14 @@ def state_diff(want: Mapping[tuple[str, str], Any], have: Mapping[tuple[str, str
             if want[key].get(field) != have[key].get(field):
                 lines.append(f"{key} {field}: want {want[key].get(field)!r}, have {have[key].get(field)!r}")
     return lines
+
+
+def cluster_id(cluster: Cluster) -> str:
+    """The identity an operator run without --cluster-id records in its cluster tag: the uid of
+    the kube-system namespace, read here independently of the operator."""
+    uid = cluster.kubectl("get", "namespace", "kube-system", "-o", "jsonpath={.metadata.uid}").stdout
+    assert uid.strip(), "kube-system has no uid"
+    return uid.strip()
 
 
 def uids(cluster: Cluster, namespace: str) -> dict[str, str]:

@@ -4,10 +4,13 @@ Covers: every IAM operation the controller's code can call is granted, and nothi
 that no code calls (static, from the source and botocore's IAM model); a moto server started
 with INITIAL_NO_AUTH_ACTION_COUNT really enforces (anonymous calls and actions outside the
 policy are refused); the operator, holding an access key of a user that has only that policy,
-converges a role and a user using every feature (managed and inline policies, tags, a role's
-boundary, an instance profile, groups), reverts drift, applies edits that change and remove
-each of them, and deletes a user that carries every credential a human can add — with no
-AccessDenied, and every granted action called except those UNEXERCISED lists with the reason;
+converges a role, a user and an IAMPolicy using every feature (managed and inline policies,
+an IAMPolicy by reference, tags, a role's boundary, an instance profile, groups; a policy's
+versions and tags), reverts drift (a detached policy, another default policy version), applies
+edits that change and remove each of them, deletes a user that carries every credential a human
+can add and an IAMPolicy still attached to a role Rolekeeper owns, and leaves alone a policy
+made by hand under a name an IAMPolicy asks for — with no AccessDenied, and every granted
+action called except those UNEXERCISED lists with the reason;
 removing one statement breaks exactly its feature with `Ready=False, reason=AWSError` and
 AccessDenied in the message; the Deny keeps the operator off its own role; and what moto does
 not enforce (conditions), measured, so docs/deploy.md can say precisely what this proves.
@@ -35,9 +38,10 @@ from cryptography.x509.oid import NameOID
 from tests.e2e.test_deploy import samples
 from tests.harness import kube, moto
 from tests.harness.envtest import REPO_ROOT, Cluster
+from tests.harness.guardrails import allowing_adoption
 from tests.harness.operator import Operator
 from tests.harness.util import until
-from tests.helpers import BOUNDARY, EC2_TRUST, S3_READ, aws_name, iam_role, iam_user
+from tests.helpers import BOUNDARY, EC2_TRUST, S3_READ, aws_name, iam_role, iam_user, manifest
 
 pytestmark = pytest.mark.e2e
 
@@ -62,6 +66,12 @@ UNEXERCISED = {
     "UpdateAccessKey": "spec.accessKey rotation, exercised by test_access_keys.py",
     "GetAccessKeyLastUsed": "spec.accessKey status, exercised by test_access_keys.py",
 }
+
+
+def statement(action: str) -> dict[str, Any]:
+    """A one-statement identity policy (IAMPolicy documents and their versions)."""
+    return {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": action, "Resource": "arn:aws:s3:::rk-artifacts/*"}]}
 
 
 def policy() -> dict[str, Any]:
@@ -230,32 +240,66 @@ def test_operator_converges_with_only_the_policy(
     admin = enforcing.admin
     group = aws_name("group")
     admin.create_group(GroupName=group)
-    role_name, user_name = aws_name("web"), aws_name("ci")
+    role_name, user_name, policy_name = aws_name("web"), aws_name("ci"), aws_name("perm")
     kube.apply(crds, ns,
+               manifest("IAMPolicy", "perm", {"policyName": policy_name, "tags": {"team": "a"},
+                                              "document": statement("s3:PutObject")},
+                        namespace=None),
                iam_role("web", role_name, description="web tier", maxSessionDuration=7200,
-                           managedPolicies=[S3_READ], inlinePolicies={"read": INLINE},
-                           tags={"team": "a"}, instanceProfile=True),
+                           managedPolicies=[S3_READ], managedPolicyRefs=[{"name": "perm"}],
+                           inlinePolicies={"read": INLINE}, tags={"team": "a"},
+                           instanceProfile=True),
                iam_user("ci", user_name, managedPolicies=[S3_READ],
                            inlinePolicies={"read": INLINE}, groups=[group], tags={"team": "a"}))
+    kube.wait_ready(crds, ns, "iampolicy", "perm")
     kube.wait_ready(crds, ns, "iamrole", "web")
     kube.wait_ready(crds, ns, "iamuser", "ci")
+    policy_arn = kube.get(crds, ns, "iampolicy", "perm")["status"]["arn"]
 
     admin.detach_role_policy(RoleName=role_name, PolicyArn=S3_READ)  # drift
-    until(lambda: admin.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"],
+    until(lambda: S3_READ in {p["PolicyArn"] for p in admin.list_attached_role_policies(
+              RoleName=role_name)["AttachedPolicies"]},
           DRIFT_INTERVAL * 3 + 10, "drift reverted")
+    # A human makes another version of the policy the default: the spec's version comes back.
+    admin.create_policy_version(PolicyArn=policy_arn, SetAsDefault=True,
+                                PolicyDocument=json.dumps(statement("s3:*")))
+    until(lambda: admin.get_policy(PolicyArn=policy_arn)["Policy"]["DefaultVersionId"] == "v1",
+          DRIFT_INTERVAL * 3 + 10, "policy version drift reverted")
+    # A policy made by hand under the name an IAMPolicy asks for: CreatePolicy is refused, the
+    # operator finds the policy by name (no ARN known) and leaves it alone, also on delete.
+    squatted = aws_name("squatted")
+    squatted_arn = admin.create_policy(PolicyName=squatted,
+                                       PolicyDocument=json.dumps(INLINE))["Policy"]["Arn"]
+    kube.apply(crds, ns, manifest("IAMPolicy", "squatter", {"policyName": squatted,
+                                                            "document": statement("s3:PutObject")},
+                                  namespace=None))
+    kube.wait_reason(crds, ns, "iampolicy", "squatter", "Conflict")
+    crds.kubectl("delete", "iampolicy", "squatter", "-n", ns, "--timeout=60s")
+    kept = admin.get_policy(PolicyArn=squatted_arn)["Policy"]
+    assert kept["DefaultVersionId"] == "v1" and not kept.get("Tags"), kept
+    admin.delete_policy(PolicyArn=squatted_arn)
 
     # Edits that take every feature away again, change what changes in place, and add a
     # boundary (at create time a boundary rides on CreateRole/CreateUser instead).
     lambda_trust = {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
     kube.apply(crds, ns,
+               manifest("IAMPolicy", "perm", {"policyName": policy_name, "tags": {"tier": "web"},
+                                              "document": statement("s3:DeleteObject")},
+                        namespace=None),
                iam_role("web", role_name, description="web tier v2", assumeRolePolicy=lambda_trust,
                            permissionsBoundary=BOUNDARY, tags={"tier": "web"}),
                iam_user("ci", user_name, tags={"tier": "ci"}))
+    wait_generation(crds, ns, "iampolicy", "perm", 2)
     wait_generation(crds, ns, "iamrole", "web", 2)
     wait_generation(crds, ns, "iamuser", "ci", 2)
     assert admin.list_instance_profiles_for_role(RoleName=role_name)["InstanceProfiles"] == []
     assert admin.list_groups_for_user(UserName=user_name)["Groups"] == []
+    assert admin.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"] == []
+    perm = admin.get_policy(PolicyArn=policy_arn)["Policy"]
+    assert perm["DefaultVersionId"] == "v3"
+    assert {t["Key"]: t["Value"] for t in admin.list_policy_tags(PolicyArn=policy_arn)["Tags"]
+            if not t["Key"].startswith("rolekeeper.dev/")} == {"tier": "web"}
     kube.apply(crds, ns, iam_role("web", role_name, assumeRolePolicy=lambda_trust),
                iam_user("ci", user_name))
     wait_generation(crds, ns, "iamrole", "web", 3)
@@ -265,10 +309,21 @@ def test_operator_converges_with_only_the_policy(
     give_every_credential(admin, user_name)
     crds.kubectl("delete", "iamrole", "web", "-n", ns, "--timeout=60s")
     crds.kubectl("delete", "iamuser", "ci", "-n", ns, "--timeout=60s")
+    # A role Rolekeeper owns elsewhere (its ownership tag; another namespace, not watched here)
+    # still holds the policy: deleting the IAMPolicy detaches it there, drops the old
+    # versions, then deletes the policy.
+    holder = aws_name("holder")
+    admin.create_role(RoleName=holder, AssumeRolePolicyDocument=json.dumps(EC2_TRUST),
+                      Tags=[{"Key": "rolekeeper.dev/owner", "Value": "elsewhere/holder"}])
+    admin.attach_role_policy(RoleName=holder, PolicyArn=policy_arn)
+    crds.kubectl("delete", "iampolicy", "perm", "-n", ns, "--timeout=60s")
 
     assert role_name not in {r["RoleName"] for r in admin.list_roles()["Roles"]}
     assert user_name not in {u["UserName"] for u in admin.list_users()["Users"]}
     assert admin.list_virtual_mfa_devices()["VirtualMFADevices"] == []
+    assert policy_arn not in {p["Arn"] for p in admin.list_policies(Scope="Local")["Policies"]}
+    assert admin.list_attached_role_policies(RoleName=holder)["AttachedPolicies"] == []
+    admin.delete_role(RoleName=holder)
     text = op.metrics()
     assert samples(text, "rolekeeper_aws_api_calls_total", code="AccessDenied") == []
     used = {op_name for op_name in allowed_actions(policy())
@@ -314,19 +369,24 @@ def test_missing_statement_surfaces_access_denied_in_status(
 def test_the_operator_cannot_take_over_its_own_role(
     enforcing: Enforcing, policy_operator: tuple[Operator, str], crds: Cluster
 ) -> None:
-    """Only the Deny stops this in moto (it ignores the tag conditions; see below)."""
+    """Only the Deny stops this in moto (it ignores the tag conditions; see below). A guardrail
+    that lets the namespace adopt that very name (a platform team's mistake) takes the
+    operator's own refusal out of the way, so what is left to stop it is the AWS policy."""
     _, ns = policy_operator
     admin = enforcing.admin
     admin.create_role(RoleName=OPERATOR_USER, AssumeRolePolicyDocument=json.dumps(EC2_TRUST))
     try:
-        kube.apply(crds, ns, iam_role("self", OPERATOR_USER, adopt=True,
-                                         managedPolicies=["arn:aws:iam::aws:policy/AdministratorAccess"]))
-        condition = kube.wait_reason(crds, ns, "iamrole", "self", "AWSError")
-        assert "AccessDenied" in condition["message"]
-        assert admin.list_attached_role_policies(RoleName=OPERATOR_USER)["AttachedPolicies"] == []
-        assert "Tags" not in admin.get_role(RoleName=OPERATOR_USER)["Role"]
+        with allowing_adoption(crds, ns, roles=[OPERATOR_USER]):
+            try:
+                kube.apply(crds, ns, iam_role("self", OPERATOR_USER, adopt=True, managedPolicies=[
+                    "arn:aws:iam::aws:policy/AdministratorAccess"]))
+                condition = kube.wait_reason(crds, ns, "iamrole", "self", "AWSError")
+                assert "AccessDenied" in condition["message"]
+                assert admin.list_attached_role_policies(RoleName=OPERATOR_USER)["AttachedPolicies"] == []
+                assert "Tags" not in admin.get_role(RoleName=OPERATOR_USER)["Role"]
+            finally:
+                crds.kubectl("delete", "iamrole", "self", "-n", ns, "--timeout=60s", check=False)
     finally:
-        crds.kubectl("delete", "iamrole", "self", "-n", ns, "--timeout=60s", check=False)
         admin.delete_role(RoleName=OPERATOR_USER)
 
 

@@ -3,12 +3,12 @@
 Covers: `kubectl apply -k manifests/ --dry-run=server` is accepted once crds/, the Kopf peering
 CRDs and the namespace exist; a real apply leaves nothing for `kubectl diff` (idempotent
 upgrades); the operator, run with the Deployment's own arguments (cluster-wide, peering, JSON
-logs) and authenticated as the ServiceAccount the manifests bind, serves a whole scenario (role
-and user Ready, drift reverted with an Event, delete cleans AWS and releases the finalizer); the
-apiserver's audit log of that run shows no request refused and every verb the ClusterRole grants
-used (a missing and an excess rule both fail); a ClusterRole copy without the status rule
-leaves objects without status while AWS changes, one without the events rule leaves them
-without Events; the ServiceAccount cannot read Secrets, start workloads or delete our objects;
+logs) and authenticated as the ServiceAccount the manifests bind, serves a whole scenario (role,
+user and IAMPolicy Ready, drift reverted with an Event, delete cleans AWS and releases the
+finalizer); the apiserver's audit log of that run shows no request refused and every verb the
+ClusterRole grants used (a missing and an excess rule both fail); a ClusterRole copy without
+the status rule leaves objects without status while AWS changes, one without the events rule
+leaves them without Events; the ServiceAccount cannot read Secrets, start workloads or delete our objects;
 the metrics after the scenario (reconciles, durations, AWS calls by operation and code, drift
 corrections, objects by reason, snapshot age), each documented in docs/metrics.md; the
 operator's RSS after the scenario stays below the Deployment's memory request; the INFO log
@@ -35,7 +35,7 @@ from tests.harness import kube
 from tests.harness.envtest import REPO_ROOT, Cluster, ControlPlane
 from tests.harness.operator import Operator
 from tests.harness.util import until
-from tests.helpers import S3_READ, aws_name, iam_role, iam_user
+from tests.helpers import S3_READ, aws_name, iam_role, iam_user, manifest
 
 pytestmark = pytest.mark.e2e
 
@@ -91,9 +91,8 @@ def deployment_args(cluster: Cluster) -> list[str]:
 
 def install_crds(cluster: Cluster) -> None:
     cluster.kubectl("apply", "-f", str(REPO_ROOT / "crds"), "-f", str(PEERING_CRDS))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd",
-                    "iamroles.iam.rolekeeper.dev", "iamusers.iam.rolekeeper.dev",
-                    "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev")
+    kube.wait_established(cluster, "iamroles.iam.rolekeeper.dev", "iamusers.iam.rolekeeper.dev",
+                          "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev")
 
 
 # --- the installed operator ---------------------------------------------------------------
@@ -148,18 +147,28 @@ class Scenario:
 
 @pytest.fixture(scope="module")
 def scenario(plane: AuditedControlPlane, sa_operator: Operator, aws: Aws) -> Scenario:
-    """Create a role (managed + inline policy) and a user → Ready; revert drift on the inline
-    policy; give the user an access key by hand; delete both. Two more roles stay: one Synced,
-    one InvalidSpec (for the objects-by-reason gauge)."""
+    """Create an IAMPolicy, a role (managed + inline policy) and a user → Ready; revert drift on
+    the inline policy; give the user an access key by hand; delete the role, the user and the
+    IAMPolicy. Two more roles stay: one Synced, one InvalidSpec (for the objects-by-reason
+    gauge)."""
     iam = aws.console()
     ns = plane.create_namespace("team-a")
     role_name, user_name, kept_name = aws_name("web"), aws_name("ci"), aws_name("kept")
+    policy_name = aws_name("perm")
     spec_marker = f"spec-marker-{secrets.token_hex(6)}"
     hand_marker = f"hand-marker-{secrets.token_hex(6)}"
+    policy_marker = f"policy-marker-{secrets.token_hex(6)}"
     inline = {"Version": "2012-10-17", "Statement": [
         {"Sid": "ReadBucket", "Effect": "Allow", "Action": "s3:GetObject",
          "Resource": f"arn:aws:s3:::{spec_marker}/*"}]}
+    # The IAMPolicy kind needs the iampolicies and iampolicies/status rules (its finalizer, its
+    # status). Nothing references it: a role waiting for a policy (DependencyNotReady) reads
+    # before it creates, and the metrics below prove that new objects create without a read.
+    document = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{policy_marker}/*"}]}
     kube.apply(plane, ns,
+               manifest("IAMPolicy", "perm", {"policyName": policy_name, "document": document},
+                        namespace=None),
                iam_role("web", role_name, managedPolicies=[S3_READ], inlinePolicies={"read": inline}),
                iam_user("ci", user_name, managedPolicies=[S3_READ]),
                iam_role("kept", kept_name),
@@ -167,7 +176,8 @@ def scenario(plane: AuditedControlPlane, sa_operator: Operator, aws: Aws) -> Sce
                    "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*",
                                                            "Action": "s3:GetObject",
                                                            "Resource": "*"}]}}))
-    for kind, name in (("iamrole", "web"), ("iamuser", "ci"), ("iamrole", "kept")):
+    for kind, name in (("iampolicy", "perm"), ("iamrole", "web"), ("iamuser", "ci"),
+                       ("iamrole", "kept")):
         kube.wait_ready(plane, ns, kind, name)
     kube.wait_reason(plane, ns, "iamrole", "invalid", "InvalidSpec")
     finalizers = kube.get(plane, ns, "iamrole", "web")["metadata"].get("finalizers", [])
@@ -186,13 +196,17 @@ def scenario(plane: AuditedControlPlane, sa_operator: Operator, aws: Aws) -> Sce
     secret = iam.create_access_key(UserName=user_name)["AccessKey"]["SecretAccessKey"]
     plane.kubectl("delete", "iamrole", "web", "-n", ns, "--timeout=60s")
     plane.kubectl("delete", "iamuser", "ci", "-n", ns, "--timeout=60s")
+    plane.kubectl("delete", "iampolicy", "perm", "-n", ns, "--timeout=60s")
     left = [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"] == role_name]
     left += [u["UserName"] for u in iam.list_users()["Users"] if u["UserName"] == user_name]
+    left += [p["PolicyName"] for p in iam.list_policies(Scope="Local")["Policies"]
+             if p["PolicyName"] == policy_name]
     return Scenario(
         namespace=ns, role_name=role_name, user_name=user_name,
-        policy_markers=(spec_marker, hand_marker), secret=secret,
+        policy_markers=(spec_marker, hand_marker, policy_marker), secret=secret,
         finalizers_while_alive=finalizers, drift_event=drift_event,
-        events={name: {e["reason"] for e in kube.events(plane, ns, name)} for name in ("web", "ci")},
+        events={name: {e["reason"] for e in kube.events(plane, ns, name)}
+                for name in ("web", "ci", "perm")},
         left_in_aws=left,
     )
 
@@ -232,6 +246,7 @@ def test_operator_serves_the_scenario_as_the_service_account(scenario: Scenario)
     assert {"CreateRole", "AttachRolePolicy", "PutRolePolicy", "DriftReverted",
             "DeleteRole"} <= scenario.events["web"]
     assert {"CreateUser", "AttachUserPolicy", "DeleteAccessKey", "DeleteUser"} <= scenario.events["ci"]
+    assert {"CreatePolicy", "DeletePolicy"} <= scenario.events["perm"]
     assert scenario.left_in_aws == []
 
 

@@ -108,7 +108,8 @@ def check_aws(crds: Cluster, namespace: str, iam: Any, prefix: str, objects: lis
     live = kube.list_objects(crds, namespace)
     uids = {name: obj["metadata"]["uid"] for (_, name), obj in live.items()}
     have = rl.account_state(iam, prefix)
-    problems = rl.state_diff(rl.expected_state(objects, namespace, uids), rl.without_ids(have))
+    want = rl.expected_state(objects, namespace, uids, rl.cluster_id(crds))
+    problems = rl.state_diff(want, rl.without_ids(have))
     assert not problems, problems[:10]
     for obj in objects:
         item = live[(kube.plural(obj), obj["metadata"]["name"])]

@@ -52,7 +52,8 @@ def test_updates_racing_drift_sweeps_end_at_the_last_spec(
                 time.sleep(DRIFT * 0.75)
             last_round = proxy.mark()
             converged = rl.wait_converged(crds, namespace, latest, timeout=180)
-            want = rl.expected_state(latest, namespace, rl.uids(crds, namespace))
+            want = rl.expected_state(latest, namespace, rl.uids(crds, namespace),
+                                   rl.cluster_id(crds))
             # The last round's hand edits are put back by the next sweeps, after status is Ready.
             problems: list[str] = []
 

@@ -87,7 +87,7 @@ def test_sigkill_during_burst_loses_nothing(crds: Cluster, namespace: str, aws: 
         proxy.stop()
     live = kube.list_objects(crds, namespace)
     uids = {name: obj["metadata"]["uid"] for (_, name), obj in live.items()}
-    want = rl.expected_state(declared.values(), namespace, uids)
+    want = rl.expected_state(declared.values(), namespace, uids, rl.cluster_id(crds))
     problems = rl.state_diff(want, rl.without_ids(rl.account_state(iam, prefix)))
     assert not problems, problems[:10]
     creates = Counter(

@@ -72,8 +72,8 @@ def test_watches_recover_from_apiserver_and_etcd_restarts(aws: Aws) -> None:
     try:
         with ControlPlane() as plane:
             plane.kubectl("apply", "-f", str(REPO / "crds"))
-            plane.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                          "crd/iamroles.iam.rolekeeper.dev", "crd/iamusers.iam.rolekeeper.dev")
+            kube.wait_established(plane, *(f"{p}.iam.rolekeeper.dev" for p in (
+                "iamroles", "iamusers", "iampolicies", "iamguardrails")))
             namespace = plane.create_namespace("rk-kube-faults")
             work = Workload(plane, namespace, prefix)
             with rl.operator(plane.kubeconfig, proxy.env(aws.server), namespace) as op:
@@ -122,6 +122,6 @@ def wait(work: Workload) -> float:
 
 def check_aws(plane: Cluster, namespace: str, iam: Any, work: Workload) -> None:
     uids = rl.uids(plane, namespace)
-    want = rl.expected_state(work.declared(), namespace, uids)
+    want = rl.expected_state(work.declared(), namespace, uids, rl.cluster_id(plane))
     problems = rl.state_diff(want, rl.without_ids(rl.account_state(iam, work.prefix)))
     assert not problems, problems[:10]

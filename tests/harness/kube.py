@@ -117,3 +117,24 @@ def admission_errors(stderr: str) -> list[str]:
     """kubectl's "Error from server ..." reports, one per refused object, in order."""
     parts = stderr.split("Error from server")[1:]
     return [" ".join(("Error from server" + part).split()) for part in parts]
+
+
+def wait_established(cluster: Cluster, *crds: str, timeout: float = 60) -> None:
+    """Wait until each CRD (by name) is Established. Unlike `kubectl wait
+    --for=condition=Established` right after `kubectl apply`, this does not fail when the API
+    server has not written the CRD's status.conditions yet (kubectl 1.34 errors with
+    ".status.conditions accessor error: <nil>" instead of waiting)."""
+
+    def established() -> bool:
+        done = cluster.kubectl("get", "crd", *crds, "-o", "json", check=False)
+        if done.returncode != 0:
+            return False
+        found = json.loads(done.stdout)
+        items = found.get("items", [found]) if found.get("kind") == "List" else [found]
+        return len(items) == len(crds) and all(
+            any(c.get("type") == "Established" and c.get("status") == "True"
+                for c in item.get("status", {}).get("conditions") or ())
+            for item in items
+        )
+
+    until(established, timeout, f"CRDs {', '.join(crds)} Established")
