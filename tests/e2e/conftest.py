@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.harness import moto
+from tests.harness import kube, moto
 from tests.harness.awsproxy import AwsProxy
 from tests.harness.envtest import (
     Cluster,
@@ -112,10 +112,8 @@ def iam(aws: Aws) -> Any:
 def crds(control_plane: Cluster) -> Cluster:
     """The CRDs from crds/, applied with the real kubectl and Established."""
     control_plane.kubectl("apply", "-f", str(REPO / "crds"))
-    control_plane.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s",
-        "crd/iamroles.iam.rolekeeper.dev", "crd/iamusers.iam.rolekeeper.dev",
-    )
+    names = [f"{path.stem}.iam.rolekeeper.dev" for path in sorted((REPO / "crds").glob("*.yaml"))]
+    kube.wait_established(control_plane, *names)
     return control_plane
 
 

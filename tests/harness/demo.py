@@ -24,6 +24,7 @@ import boto3
 
 from tests.harness import moto
 from tests.harness.envtest import Cluster, ControlPlane, ExternalCluster, ensure_binaries
+from tests.harness.kube import wait_established
 from tests.harness.operator import Operator
 from tests.harness.util import Timeout, until
 from tests.helpers import S3_READ
@@ -74,7 +75,7 @@ def role_state(iam: Any) -> str:
     return f"trust principal: {json.dumps(principal)}   managed policies: {policies or '(none)'}"
 
 
-CRDS = ("iamroles", "iamusers", "iampolicies", "iamguardrails")
+CRDS = ("iamroles", "iamusers", "iampolicies", "iamguardrails", "iamaccounts")
 KINDS = "iamroles,iamusers,iampolicies"
 GUARDRAIL = """
 apiVersion: iam.rolekeeper.dev/v1alpha1
@@ -140,8 +141,7 @@ def main() -> int:
                                     region_name="us-east-1").client("iam", endpoint_url=aws.url)
         step("Installing the CRDs (kubectl apply -f crds/)")
         show(kube.kubectl("apply", "-f", str(REPO / "crds")).stdout)
-        kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                     *(f"crd/{plural}.iam.rolekeeper.dev" for plural in CRDS))
+        wait_established(kube, *(f"{plural}.iam.rolekeeper.dev" for plural in CRDS))
         # The CI user example joins a group the platform team owns; create it like they would.
         iam.create_group(GroupName="deployers")
         step(f"Running the operator: rolekeeper run --drift-interval {DRIFT_INTERVAL:.0f}")
