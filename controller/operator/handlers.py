@@ -338,14 +338,10 @@ async def on_change(
     rt: Runtime = memo.runtime
     uid = str(body.metadata.uid)
     async with rt.lock(uid):
-        desired = _parse_or_report(rt, body, status, patch, "change", indices)
-        if desired is None:
+        prepared = await _prepare(rt, body, status, patch, "change", indices)
+        if prepared is None:
             return
-        target = await _account(rt, body, status, patch, "change", indices)
-        if target is None:
-            return
-        key, clients = target
-        sweeper = rt.sweeper_for(uid, key)
+        desired, key, clients, sweeper = prepared
         sweeper.managed[uid] = desired
         observed = None
         if reason == kopf.Reason.RESUME:
@@ -370,6 +366,26 @@ async def on_change(
         sweeper.reconciled(uid)
 
 
+async def _prepare(
+    rt: Runtime,
+    body: kopf.Body,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    trigger: str,
+    indices: Mapping[str, Any],
+) -> tuple[Desired, str, aws.Clients, Sweeper] | None:
+    """The object parsed, its account (key and clients) and that account's sweeper; None when
+    the object cannot be handled now (status already says why)."""
+    desired = _parse_or_report(rt, body, status, patch, trigger, indices)
+    if desired is None:
+        return None
+    target = await _account(rt, body, status, patch, trigger, indices)
+    if target is None:
+        return None
+    key, clients = target
+    return desired, key, clients, rt.sweeper_for(str(body.metadata.uid), key)
+
+
 async def drift_check(
     body: kopf.Body, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo, **indices: Any
 ) -> None:
@@ -378,14 +394,10 @@ async def drift_check(
     if status.get("observedGeneration") != body.meta.get("generation"):
         return  # a spec change is still being handled; it will reconcile anyway
     async with rt.lock(uid):
-        desired = _parse_or_report(rt, body, status, patch, "drift", indices)
-        if desired is None:
+        prepared = await _prepare(rt, body, status, patch, "drift", indices)
+        if prepared is None:
             return
-        target = await _account(rt, body, status, patch, "drift", indices)
-        if target is None:
-            return
-        key, clients = target
-        sweeper = rt.sweeper_for(uid, key)
+        desired, key, clients, sweeper = prepared
         found, hint = await sweeper.lookup(uid, desired)
         metrics.SNAPSHOT_AGE.set(sweeper.snapshot_age)
         if found and sweeper.predates_reconcile(uid):
