@@ -20,6 +20,7 @@ from botocore.config import Config
 
 from controller.core.actions import OWNER_TAG, UID_TAG
 from tests.helpers import DYNAMO_READ, EC2_TRUST, S3_READ, iam_role
+from tests.helpers import manifest as manifest_of
 
 MANAGED = (S3_READ, DYNAMO_READ)
 INLINE_NAME = "write-logs"
@@ -105,3 +106,13 @@ def get_role_rate(iam: Any, name: str, calls: int, workers: int) -> float:
     """GetRole calls per second the endpoint sustains (moto's ceiling for every other figure)."""
     elapsed = timed(lambda c, _: c.get_role(RoleName=name), iam, [name] * calls, workers)
     return calls / elapsed
+
+
+def policies_manifest(count: int, namespace: str, prefix: str) -> dict[str, Any]:
+    """`count` IAMPolicy objects in one `kind: List` (the sweep must not pay per policy)."""
+    items = [
+        manifest_of("IAMPolicy", f"policy-{i:04d}",
+                    {"policyName": f"{prefix}-{i:04d}", "document": INLINE, "tags": TAGS}, namespace)
+        for i in range(count)
+    ]
+    return {"apiVersion": "v1", "kind": "List", "items": items}
