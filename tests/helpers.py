@@ -126,13 +126,9 @@ def plan(desired: Desired, observed: Entity | None, partition: str = "aws") -> t
 # --- rolekeeper import: the round trip ---------------------------------------------------------
 
 
-def plannable(imported_yaml: str) -> str:
-    """`rolekeeper import`'s output as `rolekeeper plan` reads it today.
-
-    TEMPORARY: spec.managementPolicy is dropped because the parser does not know the field yet
-    (observe-only mode, issue 17 section 1, lands separately); remove this strip then, and plan
-    the Observe manifests as written.
-    """
+def as_managed(imported_yaml: str) -> str:
+    """`rolekeeper import`'s output flipped to Manage: what a team commits once the observed
+    objects show no difference (spec.managementPolicy dropped, so the default Manage applies)."""
     docs = list(yaml.safe_load_all(imported_yaml))
     for doc in docs:
         doc["spec"].pop("managementPolicy", None)

@@ -34,7 +34,13 @@ class Gate:
 
     def judge(self, kind: Kind, desired: Desired) -> Evaluation:
         """The guardrail verdict on what `desired` asks for (adoption included)."""
-        view = replace(kind.view(desired), observe_only=desired.observe_only)
+        # Observe never writes, so it adopts nothing: `adopt: true` (kept for the flip to
+        # Manage, as `rolekeeper import` writes it) is judged only once the object manages.
+        view = replace(
+            kind.view(desired),
+            observe_only=desired.observe_only,
+            adopt=desired.adopt and not desired.observe_only,
+        )
         if self.broken:
             return Evaluation(
                 denied=tuple(

@@ -13,7 +13,7 @@ Covers:
   objects) plans noop; released (deletionPolicy: Retain's untag) and imported, plans the claim
   only, then noop.
 spec.managementPolicy is stripped before planning until observe-only mode lands
-(`tests.helpers.plannable`).
+(`tests.helpers.as_managed`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,14 @@ from controller.kinds import registry
 from controller.kinds import snapshot as account
 from controller.review import compute, importer, manifests
 from tests.harness import moto
-from tests.helpers import BOUNDARY, DYNAMO_READ, S3_READ, adoption_guardrail, only_claims, plannable
+from tests.helpers import (
+    BOUNDARY,
+    DYNAMO_READ,
+    S3_READ,
+    adoption_guardrail,
+    as_managed,
+    only_claims,
+)
 
 pytestmark = pytest.mark.aws
 
@@ -138,7 +145,7 @@ def build_account(iam: Any, p: str) -> set[str]:
 def plan(text: str, world: compute.World, tmp_path: Path) -> compute.Review:
     """The plan of the imported objects, with the guardrail that allows their adoption."""
     path = tmp_path / "imported.yaml"
-    path.write_text(plannable(text) + "---\n" + yaml.safe_dump(adoption_guardrail(text)))
+    path.write_text(as_managed(text) + "---\n" + yaml.safe_dump(adoption_guardrail(text)))
     found = manifests.load([str(path)])
     assert not found.problems
     return compute.compute(found, world)
@@ -157,7 +164,7 @@ def flip_to_manage(clients: Clients, text: str) -> None:
     """The operator reconciling each imported object (as applied: with a uid, in its cluster):
     it writes only the claim."""
     gate = Gate(guardrails=(parse_guardrail(adoption_guardrail(text)),), account_id=clients.account_id)
-    for obj in yaml.safe_load_all(plannable(text)):
+    for obj in yaml.safe_load_all(as_managed(text)):
         obj["metadata"]["uid"] = f"uid-{obj['metadata']['name']}"
         outcome = reconcile(clients, registry.parse(obj).in_cluster(CLUSTER), gate=gate)
         assert outcome.ready and only_claims(outcome.applied), (obj["metadata"]["name"], outcome)

@@ -41,8 +41,8 @@ from tests.helpers import (
     DYNAMO_READ,
     S3_READ,
     adoption_guardrail,
+    as_managed,
     only_claims,
-    plannable,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,7 +124,7 @@ def snapshot_of(entities: list[Entity], kinds: list[str] | None = None) -> Accou
 def plan(text: str, snapshot: AccountSnapshot, tmp_path: Path) -> compute.Review:
     """The plan of the imported objects, with the guardrail that allows their adoption."""
     path = tmp_path / "imported.yaml"
-    path.write_text(plannable(text) + "---\n" + yaml.safe_dump(adoption_guardrail(text)))
+    path.write_text(as_managed(text) + "---\n" + yaml.safe_dump(adoption_guardrail(text)))
     found = manifests.load([str(path)])
     assert not found.problems
     return compute.compute(found, compute.World(snapshot=snapshot))
@@ -141,6 +141,16 @@ def claimed(snapshot: AccountSnapshot, review: compute.Review) -> AccountSnapsho
 
 
 def assert_round_trip(snapshot: AccountSnapshot, result: importer.Result, tmp_path: Path) -> None:
+    # As imported (managementPolicy: Observe): no change at all for any entity.
+    (tmp_path / "observed.yaml").write_text(result.yaml())
+    observed = compute.compute(manifests.load([str(tmp_path / "observed.yaml")]),
+                               compute.World(snapshot=snapshot))
+    assert [(c.name, c.action, c.calls) for c in observed.changes] == [
+        (o.name, "noop", ()) for o in result.objects]
+    # The only thing Manage would change is the ownership claim (the spec matches AWS).
+    claim_only = "these 1 call(s) would be made:\n  - Set tags rolekeeper.dev/cluster, rolekeeper.dev/owner, rolekeeper.dev/uid"
+    assert all(claim_only in c.message for c in observed.changes), [c.message for c in observed.changes]
+    # Flipped to Manage: adopt: true claims each entity (its only call), then nothing differs.
     review = plan(result.yaml(), snapshot, tmp_path)
     assert len(review.changes) == len(result.objects)
     for change in review.changes:

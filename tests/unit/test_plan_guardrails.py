@@ -134,3 +134,13 @@ def test_aws_policy_command_prints_a_valid_policy(tmp_path: Path, capsys: pytest
     document = json.loads(capsys.readouterr().out)
     assert policy.validate(document, "identity", "policy") == []
     assert "iam:PermissionsBoundary" in json.dumps(document)
+
+
+def test_observe_only_is_not_judged_on_adoption(tmp_path: Path) -> None:
+    # Observe writes nothing, so `adopt: true` (kept for the later flip) needs no guardrail yet.
+    review = plan(tmp_path, role("legacy", adopt=True, managementPolicy="Observe"),
+                  snapshot=existing("team-a.legacy"))
+    [change] = review.changes
+    assert change.action == "noop" and change.calls == ()
+    flipped = plan(tmp_path, role("legacy", adopt=True), snapshot=existing("team-a.legacy"))
+    assert [c.action for c in flipped.changes] == ["denied"]
