@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bench import admission
+from bench import admission, catalogue
 from bench.workload import ACK_CALLS_PER_ROLE, MINIMAL_CALLS_PER_ROLE
 
 Result = Mapping[str, Any]
@@ -204,4 +204,6 @@ def render(results: Result) -> str:
     )
     if results.get("admission"):
         lines.extend(admission.render(results["admission"]))
+    if results.get("catalogue"):
+        lines.extend(catalogue.render(results["catalogue"]))
     return "\n".join(lines)

@@ -33,7 +33,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from bench import admission, motoserver, proc, report, workload
+from bench import admission, catalogue, motoserver, proc, report, workload
 from bench.cluster import Api, delta
 from tests.harness import moto
 from tests.harness.awsproxy import AwsProxy
@@ -146,6 +146,8 @@ def main() -> int:
                 "moto": measure_moto(rig),
                 "sizes": {},
             }
+            rig.say("findings catalogue: RSS before and after use")
+            results["catalogue"] = catalogue.measure()
             for size in settings.sizes:
                 results["sizes"][str(size)] = measure_size(rig, size)
             if settings.admission_requests:
