@@ -46,6 +46,7 @@ from controller.core.findings import (
     Finding,
     Severity,
     findings_for,
+    key_findings,
     suppress,
     usage_findings,
 )
@@ -603,7 +604,8 @@ async def _reconcile(
         patch,
         outcome.verdict,
         findings=rt.judge(body, desired, clients.account_id)
-        + _usage_findings(body, desired, outcome),
+        + _usage_findings(body, desired, outcome)
+        + _key_findings(body, key_status),
         conditions=_conditions(body, status, outcome),
     )
     if status.get("accountId") != clients.account_id:
@@ -676,6 +678,22 @@ def _usage_findings(body: kopf.Body, desired: Desired, outcome: Outcome) -> tupl
         usage.field,
         last_used=_when(usage.last_used),
         created=_when(usage.created),
+        now=datetime.now(UTC),
+    )
+    annotations = body.metadata.annotations or {}
+    return suppress(found, str(annotations.get(SUPPRESS_ANNOTATION, "")))
+
+
+def _key_findings(body: kopf.Body, key: Mapping[str, Any] | None) -> tuple[Finding, ...]:
+    """RK-USER-002/003 for the managed access key: its age, and its last use (from
+    GetAccessKeyLastUsed, already in status.accessKey; never the secret)."""
+    created = _when(str((key or {}).get("created") or ""))
+    if key is None or created is None or not key.get("accessKeyId"):
+        return ()
+    found = key_findings(
+        key_id=str(key["accessKeyId"]),
+        created=created,
+        last_used=_when(str(key.get("lastUsed") or "")),
         now=datetime.now(UTC),
     )
     annotations = body.metadata.annotations or {}
