@@ -4,12 +4,14 @@ Starts (or, with KUBECONFIG set, uses) a Kubernetes API server, starts a moto se
 runs `rolekeeper run`, applies examples/ (a boundary IAMPolicy the platform namespace publishes,
 roles that reference it), shows READY and ARNs, edits a role behind the operator's back and shows
 it put back, has a guardrail refuse a tenant's admin role (at `rolekeeper plan` and in the
-cluster, with no AWS call), deletes an object and shows AWS clean, then tears down.
+cluster, with no AWS call), rotates the CI user's access key (key ids only, never the secret),
+deletes an object and shows AWS clean, then tears down.
 Nothing here touches a real AWS account: the endpoint is always the local one.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -130,6 +132,27 @@ def guardrail_step(kube: Cluster, iam: Any) -> None:
     kube.kubectl("delete", "-f", str(WORK / "guardrail.yaml"))
 
 
+def secret_key_id(kube: Cluster) -> str:
+    """The access key id the CI user's Secret holds (an id, not the secret)."""
+    encoded = kube.kubectl("get", "secret", "ci-deployer-aws-credentials", "-n", "team-a",
+                           "-o", "jsonpath={.data.AWS_ACCESS_KEY_ID}", check=False).stdout
+    return base64.b64decode(encoded).decode() if encoded else ""
+
+
+def rotation_step(kube: Cluster, iam: Any) -> None:
+    """The CI user's access key, delivered as a Secret, rotated on request (ids only shown)."""
+    step("The CI user's key lives in Secret team-a/ci-deployer-aws-credentials; rotate it now")
+    old = secret_key_id(kube)
+    show(f"Secret holds key {old}")
+    kube.kubectl("annotate", "iamuser", "ci-deployer", "-n", "team-a",
+                 f"rolekeeper.dev/rotate-key={int(time.time())}", "--overwrite")
+    took = wait_for(lambda: secret_key_id(kube) not in ("", old), 60)
+    keys = [k["AccessKeyId"] + f" ({k['Status']})"
+            for k in iam.list_access_keys(UserName="team-a-ci-deployer")["AccessKeyMetadata"]]
+    show(f"{GREEN}after {took:.1f}s:{RESET} Secret holds key {secret_key_id(kube)}; "
+         f"keys in AWS: {keys} (the old one works until the grace period ends)")
+
+
 def main() -> int:
     WORK.mkdir(exist_ok=True)
     (WORK / "empty-snapshot.json").write_text(json.dumps(
@@ -179,6 +202,7 @@ def main() -> int:
             show(events.stdout)
 
             guardrail_step(kube, iam)
+            rotation_step(kube, iam)
 
             step("Deleting one object: kubectl delete iamrole thumbnailer -n team-a")
             show(kube.kubectl("delete", "iamrole", "thumbnailer", "-n", "team-a",
