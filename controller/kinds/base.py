@@ -197,6 +197,27 @@ class Kind(Protocol):
     def usage(self, observed: Entity) -> Usage | None: ...
 
 
+class KindDefaults:
+    """What a kind without AWS-only refinements inherits: nothing to refine, no orphans to clean
+    up, no answer to tolerate, no usage facts (a role has its own of all four)."""
+
+    def refine(
+        self, iam: IAMClient, desired: Desired, actions: tuple[Action, ...]
+    ) -> tuple[Action, ...]:
+        return actions
+
+    def cleanup_orphans(
+        self, iam: IAMClient, desired: Desired, observed: Entity | None
+    ) -> tuple[Action, ...]:
+        return ()
+
+    def tolerate(self, iam: IAMClient, action: Action, error: AWSError) -> bool:
+        return False
+
+    def usage(self, observed: Entity) -> Usage | None:
+        return None
+
+
 # --- object parsing: shared by every kind ----------------------------------------------------
 
 

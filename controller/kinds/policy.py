@@ -52,7 +52,7 @@ from controller.aws import calls
 from controller.core import policy
 from controller.core.actions import OWNER_TAG, OWNERSHIP_TAGS, Action, act
 from controller.core.awspolicy import MANAGED_POLICY_MAX_SIZE
-from controller.core.errors import AWSError, SpecError, TerminalError
+from controller.core.errors import SpecError, TerminalError
 from controller.core.view import EntityView
 from controller.kinds import base
 from controller.kinds.base import DEFAULT_LIMITS, Desired, Entity, Limits
@@ -123,7 +123,7 @@ class PolicyError(TerminalError):
     """The policy cannot be deleted yet: something Rolekeeper may not touch still holds it."""
 
 
-class PolicyKind:
+class PolicyKind(base.KindDefaults):
     """The IAMPolicy kind."""
 
     name = "IAMPolicy"
@@ -320,20 +320,7 @@ class PolicyKind:
         made = response.get("Policy") if action.api == "CreatePolicy" else None
         return (str(made["Arn"]), str(made.get("PolicyId", ""))) if made else None
 
-    # --- what only AWS can tell ----------------------------------------------------------------
-
-    def refine(
-        self, iam: IAMClient, desired: Desired, actions: tuple[Action, ...]
-    ) -> tuple[Action, ...]:
-        return actions
-
-    def cleanup_orphans(
-        self, iam: IAMClient, desired: Desired, observed: Entity | None
-    ) -> tuple[Action, ...]:
-        return ()
-
-    def tolerate(self, iam: IAMClient, action: Action, error: AWSError) -> bool:
-        return False
+    # --- what a plan made offline cannot know ---------------------------------------------------
 
     def offline_notes(self, entity: Entity | None, actions: tuple[Action, ...]) -> list[str]:
         if entity is not None and _policy(entity).attachments is not None:
@@ -363,9 +350,6 @@ class PolicyKind:
             elif action.api == "SetDefaultPolicyVersion":
                 fields["defaultVersionId"] = str(action.params["VersionId"])
         return fields
-
-    def usage(self, observed: Entity) -> base.Usage | None:
-        return None  # no last-use date worth a finding (yet)
 
     def to_manifest(self, entity: Entity, namespace: str, name: str) -> dict[str, Any]:
         """The IAMPolicy a person would write for an observed policy (`rolekeeper import`):

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from controller.aws import calls
 from controller.core.actions import Action, act
-from controller.core.errors import AWSError
 from controller.core.view import EntityView
 from controller.kinds import accesskeys, base
 from controller.kinds.base import DEFAULT_LIMITS, Desired, Entity, Limits
@@ -77,7 +76,7 @@ def _user(entity: Entity) -> User:
     return entity
 
 
-class UserKind:
+class UserKind(base.KindDefaults):
     """The IAMUser kind."""
 
     name = "IAMUser"
@@ -217,19 +216,6 @@ class UserKind:
         made = response.get("User") if action.api == "CreateUser" else None
         return (str(made["Arn"]), str(made.get("UserId", ""))) if made else None
 
-    def refine(
-        self, iam: IAMClient, desired: Desired, actions: tuple[Action, ...]
-    ) -> tuple[Action, ...]:
-        return actions
-
-    def cleanup_orphans(
-        self, iam: IAMClient, desired: Desired, observed: Entity | None
-    ) -> tuple[Action, ...]:
-        return ()
-
-    def tolerate(self, iam: IAMClient, action: Action, error: AWSError) -> bool:
-        return False
-
     def offline_notes(self, entity: Entity | None, actions: tuple[Action, ...]) -> list[str]:
         if any(a.api == "DeleteUser" for a in actions) and (
             entity is None or _user(entity).credentials is None
@@ -241,9 +227,6 @@ class UserKind:
         self, observed: Entity | None, applied: Sequence[tuple[Action, Mapping[str, Any]]]
     ) -> dict[str, Any]:
         return {}  # arn and id are all a status needs
-
-    def usage(self, observed: Entity) -> base.Usage | None:
-        return None  # no last-use date worth a finding (yet)
 
     def to_manifest(self, entity: Entity, namespace: str, name: str) -> dict[str, Any]:
         """The IAMUser a person would write for an observed user (`rolekeeper import`), in the
