@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -48,3 +49,23 @@ def iam(moto_server: moto.MotoServer) -> Any:
 def unique() -> Callable[[str], str]:
     """Fresh AWS names per test, so tests never see each other's entities."""
     return lambda prefix: f"{prefix}-{os.getpid()}-{next(_names)}"
+
+
+@dataclass
+class Account:
+    """A moto server of its own: `clients` counted as the operator's, `iam` a console."""
+
+    clients: aws.Clients
+    iam: Any
+
+
+@pytest.fixture
+def own_account(moto_server: moto.MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Account]:
+    """For tests moto cannot answer right in a crowded account: its ListEntitiesForPolicy pages
+    through every role before filtering, so past 1,000 roles (a full aws tier) holders go missing
+    (real AWS filters server-side). Costs a server start (about 2 s)."""
+    with moto.running() as server:
+        for key, value in server.env.items():
+            monkeypatch.setenv(key, value)
+        session = boto3.session.Session()
+        yield Account(aws.connect(session), session.client("iam", region_name="us-east-1"))

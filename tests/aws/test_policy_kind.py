@@ -35,6 +35,7 @@ from controller.engine.reconcile import finalize, reconcile
 from controller.kinds import registry
 from controller.kinds.base import Desired
 from controller.kinds.policy import KIND, Policy
+from tests.aws.conftest import Account
 from tests.helpers import ACCOUNT, LOGS_POLICY, manifest, role, user
 
 pytestmark = pytest.mark.aws
@@ -282,7 +283,8 @@ def test_an_unattached_policy_is_deleted_without_listing_holders(clients: Client
     assert calls == {"ListPolicies": 1, "GetPolicy": 1, "ListPolicyVersions": 1, "GetPolicyVersion": 1, "DeletePolicy": 1}
 
 
-def test_a_foreign_holder_stops_the_delete_and_names_it(clients: Clients, iam: Any, unique: Any) -> None:
+def test_a_foreign_holder_stops_the_delete_and_names_it(own_account: Account, unique: Any) -> None:
+    clients, iam = own_account.clients, own_account.iam  # holders are listed right (conftest)
     name = unique("held")
     arn = arn_of(name)
     desired = policy(name)
