@@ -251,8 +251,9 @@ def test_snapshot_carries_policies_and_an_in_sync_entry_costs_nothing(
 
 
 def test_delete_detaches_owned_holders_then_versions_then_the_policy(
-    clients: Clients, iam: Any, unique: Any
+    own_account: Account, unique: Any
 ) -> None:
+    clients, iam = own_account.clients, own_account.iam  # holders are listed right (conftest)
     name = unique("shared")
     arn = arn_of(name)
     reconcile(clients, policy(name, document(1)))
@@ -319,7 +320,8 @@ def test_a_foreign_holder_stops_the_delete_and_names_it(own_account: Account, un
 
 
 @pytest.mark.parametrize("first", ["policy", "role"])
-def test_a_policy_and_its_role_deleted_together_converge(clients: Clients, iam: Any, unique: Any, first: str) -> None:
+def test_a_policy_and_its_role_deleted_together_converge(own_account: Account, unique: Any, first: str) -> None:
+    clients, iam = own_account.clients, own_account.iam  # holders are listed right (conftest)
     name = unique("pr")
     desired = policy(name)
     reconcile(clients, desired)
@@ -329,6 +331,4 @@ def test_a_policy_and_its_role_deleted_together_converge(clients: Clients, iam: 
     for gone in order:
         assert not finalize(clients, gone).exists
     assert read(iam, name) is None
-    assert iam.list_roles(PathPrefix="/")["Roles"] and not any(
-        r["RoleName"] == owned_role.aws_name for r in iam.list_roles()["Roles"]
-    )
+    assert owned_role.aws_name not in {r["RoleName"] for r in iam.list_roles()["Roles"]}
