@@ -159,8 +159,6 @@ class AwsProxy:
                     return self._reply(500, SERVICE_FAILURE_BODY.encode())
                 if fault == "unavailable":
                     return self._reply(503, b"Service Unavailable")
-                if fault == "slow":
-                    time.sleep(proxy.faults.slow_seconds)
                 upstream = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=60)
                 try:
                     # Host stays as the client sent it: it is part of the SigV4 signature, which
@@ -169,6 +167,11 @@ class AwsProxy:
                     upstream.request(self.command, self.path, body=body or None, headers=headers)
                     response = upstream.getresponse()
                     payload = response.read()
+                    if fault == "slow":
+                        # AWS applied the call at once; only its answer is slow. (Delaying the
+                        # request instead let a killed operator's call land after its successor
+                        # had read the account: a write from a dead process no real AWS makes.)
+                        time.sleep(proxy.faults.slow_seconds)
                     hook = proxy.after_upstream
                     if self.command == "POST" and hook is not None and hook(action):
                         self.close_connection = True
