@@ -10,10 +10,7 @@ CreateAccessKey's answer (`apply.execute`'s `Applied.response`, which nothing lo
 `NewKey` (whose repr hides it) and from there only into the Secret's `data`. Actions, Events,
 status, metrics, log lines and exception messages carry key ids at most.
 
-Kubernetes calls go through Kopf's own authenticated API session (the credentials Kopf logged in
-with, re-authenticated on 401), so no second client or credential path exists. That is Kopf's
-internal `kopf._cogs.clients.api`, used in `_request` only: a Kopf upgrade that moves it fails
-tests/e2e/test_access_keys.py at once.
+Kubernetes calls go through `operator.kube` (Kopf's own authenticated session).
 """
 
 from __future__ import annotations
@@ -29,8 +26,6 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import kopf
-from kopf._cogs.clients import api as kopf_api
-from kopf._cogs.clients import errors as kopf_errors
 
 from controller.core.actions import Action
 from controller.core.errors import AWSError, TerminalError
@@ -41,6 +36,7 @@ from controller.kinds import accesskeys, registry
 from controller.kinds.accesskeys import AccessKeySpec, AwsKey, NewKey, Record
 from controller.kinds.base import Desired
 from controller.kinds.registry import API_VERSION, GROUP
+from controller.operator import kube
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +50,6 @@ ROTATE_REQUEST = f"{PREFIX}rotate-request"
 PENDING = f"{PREFIX}pending-create"
 # GetAccessKeyLastUsed at most this often per key (AWS itself updates it about hourly).
 LAST_USED_EVERY = 300.0
-# A Kubernetes request answered 403/5xx is retried twice, then reported (Kopf's default waits
-# a minute in total while the object's lock is held).
-BACKOFFS = (1.0, 2.0)
-_KOPF_SETTINGS = kopf.OperatorSettings()
 
 Run = Callable[..., Awaitable[Any]]  # runs a blocking AWS function off the event loop
 Hook = Callable[[str], None]  # tests: called after each step ("announced", "created", ...)
@@ -299,7 +291,7 @@ class KubeSecret:
     async def read(self) -> Record:
         try:
             found = await _request("get", self.url, what=f"read Secret {self}")
-        except kopf_errors.APINotFoundError:
+        except kube.NotFound:
             return Record(exists=False)
         meta = found.get("metadata") or {}
         labels = meta.get("labels") or {}
@@ -345,7 +337,7 @@ class KubeSecret:
             }
         try:
             await _request("patch", self.url, body, what=f"write Secret {self}", merge=True)
-        except kopf_errors.APINotFoundError:
+        except kube.NotFound:
             body["metadata"]["name"] = self.name
             body["metadata"]["annotations"] = {k: v for k, v in notes.items() if v is not None}
             created = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", **body}
@@ -353,7 +345,7 @@ class KubeSecret:
             await _request("post", url, created, what=f"create Secret {self}")
 
     async def delete(self) -> None:
-        with contextlib.suppress(kopf_errors.APINotFoundError):
+        with contextlib.suppress(kube.NotFound):
             await _request("delete", self.url, what=f"delete Secret {self}")
 
     async def disown(self) -> None:
@@ -366,19 +358,8 @@ class KubeSecret:
 
 async def _request(method: str, url: str, payload: object = None, *, what: str,
                    merge: bool = False) -> Any:  # fmt: skip
-    """One Kubernetes API call with Kopf's credentials. Errors become SecretError naming the
-    call and the API server's status message (a Status object never holds Secret data);
-    404 is raised as Kopf's APINotFoundError for the caller to decide."""
-    headers = {"Content-Type": "application/merge-patch+json"} if merge else None
-    query = "?fieldManager=rolekeeper" if method in ("post", "patch") else ""
+    """`kube.request`, its errors as SecretError (which names the Secret, never its data)."""
     try:
-        response = await kopf_api.request(
-            method, url + query, payload=payload, headers=headers, settings=_KOPF_SETTINGS,
-            logger=log, backoffs=BACKOFFS,
-        )  # fmt: skip
-        async with response:
-            return await response.json()
-    except kopf_errors.APINotFoundError:
-        raise
-    except kopf_errors.APIError as exc:
-        raise SecretError(f"cannot {what}: {exc.status} {exc.message or ''}".rstrip()) from None
+        return await kube.request(method, url, payload, what=what, merge=merge)
+    except kube.KubeError as exc:
+        raise SecretError(str(exc)) from None
