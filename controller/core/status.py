@@ -3,6 +3,11 @@
 Kubernetes convention (metav1.Condition): `lastTransitionTime` moves only when the condition's
 status flips, so that a status rewritten with the same meaning is byte-for-byte the same and the
 handler can skip the write entirely (no heartbeat writes, no watch-event storms).
+
+Every reason is also one of kstatus's statuses (`PROGRESS`, the contract in docs/status.md):
+`Reconciling` (True while the operator is still getting there by itself) and `Stalled` (True
+while it cannot until someone acts) follow kstatus's abnormal-true convention, so Flux, kpt and
+Argo CD (integrations/argocd) tell a failure from progress.
 """
 
 from __future__ import annotations
@@ -32,6 +37,36 @@ class Reason(enum.StrEnum):
     DELETING = "Deleting"
 
 
+class Progress(enum.StrEnum):
+    """Where an object stands for GitOps tools: kstatus's statuses (Terminating comes from
+    metadata.deletionTimestamp, never from a reason)."""
+
+    CURRENT = "Current"  # done as asked: Ready=True, neither Reconciling nor Stalled
+    IN_PROGRESS = "InProgress"  # the operator gets there by itself: Reconciling=True
+    FAILED = "Failed"  # nothing changes until a person acts: Stalled=True
+
+
+# The one table behind docs/status.md. Failed means no retry but the drift interval's, which
+# only succeeds once the spec, a guardrail, another owner or the account changes.
+PROGRESS: Mapping[Reason, Progress] = {
+    Reason.SYNCED: Progress.CURRENT,
+    Reason.OBSERVED: Progress.CURRENT,  # observe-only: observing is all it was asked to do
+    Reason.NOT_FOUND: Progress.CURRENT,  # observe-only, nothing to observe (Synced=False says so)
+    Reason.CREATING: Progress.IN_PROGRESS,  # waiting out IAM's eventual consistency
+    Reason.UPDATING: Progress.IN_PROGRESS,
+    Reason.DRIFTED: Progress.IN_PROGRESS,  # the operator puts AWS back
+    Reason.THROTTLED: Progress.IN_PROGRESS,  # retried with backoff
+    Reason.DEPENDENCY_NOT_READY: Progress.IN_PROGRESS,  # a referenced object may still come
+    Reason.DELETING: Progress.IN_PROGRESS,  # a transient delete failure, retried
+    Reason.AWS_ERROR: Progress.FAILED,  # terminal; a transient one is a Verdict with retrying
+    Reason.INVALID_SPEC: Progress.FAILED,
+    Reason.CONFLICT: Progress.FAILED,
+    Reason.GUARDRAIL_VIOLATION: Progress.FAILED,
+}
+RECONCILING = "Reconciling"
+STALLED = "Stalled"
+
+
 @dataclass(frozen=True)
 class Verdict:
     """What a reconcile attempt concluded, before it is rendered as a condition."""
@@ -43,6 +78,16 @@ class Verdict:
     entity_id: str = ""
     # Further status fields the kind reports (an IAMPolicy's defaultVersionId, ...).
     fields: Mapping[str, Any] = field(default_factory=dict)
+    # The operator tries again by itself soon (a transient AWS error, backoff): the object is
+    # Reconciling, not Stalled, whatever PROGRESS says of its reason.
+    retrying: bool = False
+
+    @property
+    def progress(self) -> Progress:
+        found = PROGRESS[self.reason]
+        if found is Progress.FAILED and self.retrying:
+            return Progress.IN_PROGRESS
+        return found
 
 
 def render(
@@ -52,25 +97,39 @@ def render(
     id_field: str,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The full status our fields should have, the Ready condition set from `verdict`.
+    """The full status our fields should have: Ready, Reconciling and Stalled from `verdict`.
 
-    `id_field` is `roleId` or `userId`. ARN and id survive a failed attempt (an error on update
-    does not make the role's ARN unknown). Conditions of other types are kept as they are.
+    Ready is True exactly when the verdict's progress is Current (so an observe-only object
+    over nothing is Ready: kstatus reads Ready=False as InProgress). Reconciling or Stalled is
+    present, True, with the verdict's reason and message, while the object is InProgress or
+    Failed, and removed otherwise (kstatus: absent means normal). `id_field` is `roleId` or
+    `userId`. ARN and id survive a failed attempt (an error on update does not make the role's
+    ARN unknown). Conditions of other types are kept as they are.
     """
     previous = previous or {}
+    progress = verdict.progress
+    reason, message = str(verdict.reason), _truncate(verdict.message)
     ready = {
         "type": "Ready",
-        "status": "True" if verdict.ready else "False",
-        "reason": str(verdict.reason),
-        "message": _truncate(verdict.message),
+        "status": "True" if progress is Progress.CURRENT else "False",
+        "reason": reason,
+        "message": message,
         "observedGeneration": generation,
     }
+    conditions = set_condition(previous.get("conditions"), ready, now)
+    for type_, state in ((RECONCILING, Progress.IN_PROGRESS), (STALLED, Progress.FAILED)):
+        if progress is state:
+            abnormal = {"type": type_, "status": "True", "reason": reason, "message": message,
+                        "observedGeneration": generation}  # fmt: skip
+            conditions = set_condition(conditions, abnormal, now)
+        else:
+            conditions = [c for c in conditions if c.get("type") != type_]
     return {
         "arn": verdict.arn or previous.get("arn", ""),
         id_field: verdict.entity_id or previous.get(id_field, ""),
         **verdict.fields,
         "observedGeneration": generation,
-        "conditions": set_condition(previous.get("conditions"), ready, now),
+        "conditions": conditions,
     }
 
 

@@ -9,7 +9,11 @@ Covers:
   attempt does not know them;
 - message truncation at MAX_MESSAGE characters, with an ellipsis;
 - changed(): False for an identical re-render (no heartbeat writes), True when any of our fields
-  differ, Kopf's own keys ignored.
+  differ, Kopf's own keys ignored;
+- kstatus's Reconciling and Stalled conditions (docs/status.md): which of them every Reason
+  raises (written out here, not read from `PROGRESS`), a retrying verdict Reconciling instead of
+  Stalled, removal once the object is Current, their own lastTransitionTime, and Ready True
+  exactly when neither is (an observe-only object over nothing included).
 """
 
 from __future__ import annotations
@@ -19,7 +23,16 @@ from typing import Any
 
 import pytest
 
-from controller.core.status import MAX_MESSAGE, Reason, Verdict, changed, render
+from controller.core.status import (
+    MAX_MESSAGE,
+    PROGRESS,
+    Progress,
+    Reason,
+    Verdict,
+    changed,
+    condition,
+    render,
+)
 
 ARN = "arn:aws:iam::123456789012:role/apps/team-a-web"
 ROLE_ID = "AROAEXAMPLEROLEID0001"
@@ -262,5 +275,127 @@ def test_other_condition_types_are_kept_as_they_are() -> None:
 def test_ready_is_replaced_in_place_not_appended() -> None:
     first = render(None, SYNCED, 1, "roleId", now=T0)
     second = render(first, FAILED, 2, "roleId", now=T1)
-    assert [c["type"] for c in second["conditions"]] == ["Ready"]
+    assert [c["type"] for c in second["conditions"]] == ["Ready", "Stalled"]
     assert ready(second)["status"] == "False"
+
+
+# --- kstatus: Reconciling and Stalled -----------------------------------------------------------
+
+# Which abnormal-true condition each reason raises (None: neither; the object is Current).
+ABNORMAL = {
+    Reason.SYNCED: None,
+    Reason.OBSERVED: None,
+    Reason.NOT_FOUND: None,
+    Reason.CREATING: "Reconciling",
+    Reason.UPDATING: "Reconciling",
+    Reason.DRIFTED: "Reconciling",
+    Reason.THROTTLED: "Reconciling",
+    Reason.DEPENDENCY_NOT_READY: "Reconciling",
+    Reason.DELETING: "Reconciling",
+    Reason.AWS_ERROR: "Stalled",
+    Reason.INVALID_SPEC: "Stalled",
+    Reason.CONFLICT: "Stalled",
+    Reason.GUARDRAIL_VIOLATION: "Stalled",
+}
+
+
+def kstatus_conditions(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in status["conditions"] if c["type"] in ("Reconciling", "Stalled")}
+
+
+def test_every_reason_has_a_progress() -> None:
+    assert set(ABNORMAL) == set(Reason) == set(PROGRESS)
+
+
+@pytest.mark.parametrize("reason", list(Reason), ids=str)
+def test_each_reason_raises_its_abnormal_condition_only(reason: Reason) -> None:
+    verdict = Verdict(reason in (Reason.SYNCED, Reason.OBSERVED), reason, "why it is so")
+    status = render(None, verdict, 3, "roleId", now=T0)
+    expected = ABNORMAL[reason]
+    found = kstatus_conditions(status)
+    assert list(found) == ([] if expected is None else [expected])
+    if expected is not None:
+        assert found[expected] == {
+            "type": expected,
+            "status": "True",
+            "reason": str(reason),
+            "message": "why it is so",
+            "observedGeneration": 3,
+            "lastTransitionTime": "2026-01-02T03:04:05Z",
+        }
+    assert ready(status)["status"] == ("True" if expected is None else "False")
+
+
+def test_an_observe_only_object_over_nothing_is_ready() -> None:
+    # kstatus reads Ready=False as InProgress: an observe-only object would never be Current.
+    status = render(None, Verdict(False, Reason.NOT_FOUND, "role x does not exist"), 1, "roleId")
+    assert (ready(status)["status"], ready(status)["reason"]) == ("True", "NotFound")
+
+
+@pytest.mark.parametrize(
+    ("reason", "expected"),
+    [
+        pytest.param(Reason.AWS_ERROR, Progress.IN_PROGRESS, id="aws-error-retried"),
+        pytest.param(Reason.CONFLICT, Progress.IN_PROGRESS, id="conflict-retried"),
+        pytest.param(Reason.THROTTLED, Progress.IN_PROGRESS, id="throttled-stays"),
+        pytest.param(Reason.SYNCED, Progress.CURRENT, id="synced-stays"),
+    ],
+)
+def test_a_retrying_verdict_is_in_progress_never_failed(reason: Reason, expected: Progress) -> None:
+    verdict = Verdict(False, reason, "AWS is temporarily failing, will retry", retrying=True)
+    assert verdict.progress is expected
+
+
+def test_a_transient_aws_error_is_reconciling_a_terminal_one_stalled() -> None:
+    transient = Verdict(False, Reason.AWS_ERROR, "ServiceFailure", retrying=True)
+    terminal = Verdict(False, Reason.AWS_ERROR, "LimitExceeded")
+    assert list(kstatus_conditions(render(None, transient, 1, "roleId"))) == ["Reconciling"]
+    assert list(kstatus_conditions(render(None, terminal, 1, "roleId"))) == ["Stalled"]
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "left"),
+    [
+        pytest.param(FAILED, SYNCED, [], id="stalled-to-current"),
+        pytest.param(Verdict(False, Reason.CREATING, "m"), SYNCED, [], id="reconciling-to-current"),
+        pytest.param(Verdict(False, Reason.CREATING, "m"), FAILED, ["Stalled"], id="to-stalled"),
+        pytest.param(FAILED, Verdict(False, Reason.THROTTLED, "m"), ["Reconciling"], id="to-retry"),
+    ],
+)
+def test_a_condition_no_longer_true_is_removed(
+    first: Verdict, then: Verdict, left: list[str]
+) -> None:
+    previous = render(None, first, 1, "roleId", now=T0)
+    status = render(previous, then, 1, "roleId", now=T1)
+    assert list(kstatus_conditions(status)) == left
+
+
+def test_stalled_keeps_its_transition_time_while_stalled_for_another_reason() -> None:
+    previous = render(None, FAILED, 1, "roleId", now=T0)
+    status = render(previous, Verdict(False, Reason.CONFLICT, "taken"), 2, "roleId", now=T1)
+    stalled = condition(status, "Stalled")
+    assert stalled is not None
+    assert (stalled["reason"], stalled["message"]) == ("Conflict", "taken")
+    assert (stalled["lastTransitionTime"], stalled["observedGeneration"]) == (
+        "2026-01-02T03:04:05Z",
+        2,
+    )
+
+
+def test_a_stalled_status_re_rendered_changes_nothing() -> None:
+    previous = render(None, FAILED, 3, "roleId", now=T0)
+    assert not changed(previous, render(previous, FAILED, 3, "roleId", now=T1))
+
+
+def test_abnormal_condition_message_is_capped_like_ready() -> None:
+    status = render(None, Verdict(False, Reason.AWS_ERROR, "m" * (2 * MAX_MESSAGE)), 1, "roleId")
+    stalled = condition(status, "Stalled")
+    assert stalled is not None and stalled["message"] == ready(status)["message"]
+    assert len(stalled["message"]) == MAX_MESSAGE
+
+
+def test_other_conditions_survive_the_abnormal_ones_coming_and_going() -> None:
+    guard = {"type": "GuardrailViolation", "status": "False", "reason": "Compliant"}
+    previous = render({"conditions": [guard]}, FAILED, 1, "roleId", now=T0)
+    status = render(previous, SYNCED, 1, "roleId", now=T1)
+    assert [c["type"] for c in status["conditions"]] == ["GuardrailViolation", "Ready"]
