@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from controller import __version__
-from controller.settings import DEFAULTS
+from controller.settings import DEFAULTS, Limits
 
 if TYPE_CHECKING:
     from controller.aws.clients import Clients
@@ -155,6 +155,7 @@ def _add_run(sub: SubParsers) -> None:
         help="managed policies per role or user the account allows "
         f"(default {DEFAULTS.limits.managed_policy_count}, AWS's default; at most 20)",
     )
+    _add_ignore_tags(run_parser)
     webhook = run_parser.add_argument_group(
         "admission webhook", "validate objects at kubectl apply (docs/guardrails.md)"
     )
@@ -224,7 +225,10 @@ def run(args: argparse.Namespace) -> int:
         drift=rk_settings.DriftSettings(interval=args.drift_interval),
         aws=rk_settings.AWSSettings(principal_window=args.principal_window),
         kopf=rk_settings.KopfSettings(workers=args.workers, peering_lifetime=args.peering_lifetime),
-        limits=rk_settings.Limits(managed_policy_count=args.managed_policy_quota),
+        limits=rk_settings.Limits(
+            managed_policy_count=args.managed_policy_quota,
+            ignore_tags=tuple(dict.fromkeys(args.ignore_tags)),
+        ),
         cluster_id=args.cluster_id,
     )
     handlers.register(config.drift.interval)
@@ -335,7 +339,39 @@ def _add_plan(sub: SubParsers) -> None:
         "input's objects neither own nor may adopt (trusted contexts only: by default a plan "
         "says only that such an entity exists)",
     )
+    _add_ignore_tags(parser)
     _add_guardrail_arguments(parser)
+
+
+def _add_ignore_tags(parser: argparse.ArgumentParser) -> None:
+    """--ignore-tags, the same for `run`, `plan` and `import` (default from the settings), so a
+    plan leaves alone exactly the tags the operator leaves alone."""
+    parser.add_argument(
+        "--ignore-tags",
+        type=_ignore_tags,
+        action="extend",
+        default=list(DEFAULTS.limits.ignore_tags),
+        metavar="KEYS",
+        help="tag keys others own on every entity, comma-separated; a key ending in * is a "
+        "prefix, e.g. 'org:*,CostCenter' (repeatable; added to each object's spec.ignoreTags; "
+        "never set, removed or reported as drift: docs/tags.md)",
+    )
+
+
+def _ignore_tags(value: str) -> list[str]:
+    from controller.core.foreigntags import parse_patterns  # noqa: PLC0415
+
+    try:
+        return list(parse_patterns([value]))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    """The parser's limits for a plan: the settings' defaults with --ignore-tags."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    return replace(DEFAULTS.limits, ignore_tags=tuple(dict.fromkeys(args.ignore_tags)))
 
 
 def _add_guardrail_arguments(parser: argparse.ArgumentParser) -> None:
@@ -477,7 +513,12 @@ def plan_command(args: argparse.Namespace) -> int:
                 world = _world(args, found)
                 world.show_foreign = args.show_foreign
                 review = compute.compute(
-                    found, world, args.prune_scope, args.namespace, cluster_id=args.cluster_id
+                    found,
+                    world,
+                    args.prune_scope,
+                    args.namespace,
+                    cluster_id=args.cluster_id,
+                    limits=_limits(args),
                 )
     except _AWSUnavailable as exc:
         print(f"rolekeeper plan: {exc}", file=sys.stderr)
@@ -742,7 +783,9 @@ def _plan_accounts(args: argparse.Namespace, found: Input) -> Review:
                 file=sys.stderr,
             )
         world.show_foreign = args.show_foreign
-        review = compute.compute(part, world, scopes, args.namespace, cluster_id=args.cluster_id)
+        review = compute.compute(
+            part, world, scopes, args.namespace, cluster_id=args.cluster_id, limits=_limits(args)
+        )
         changes.extend(review.changes)
         problems.extend(review.problems)
         notes.extend(n for n in review.notes if n not in notes)

@@ -60,7 +60,8 @@ class KopfSettings:
 
 @dataclass(frozen=True)
 class Limits:
-    """IAM quotas the parser enforces; the defaults are AWS's defaults."""
+    """What the parser is told about the account: IAM quotas (the defaults are AWS's defaults)
+    and the tag keys others own."""
 
     trust_policy_size: int = 2048
     """Characters of a trust policy, whitespace not counted (AWS raises it up to 4096)."""
@@ -74,6 +75,11 @@ class Limits:
     before anything is created, so a role never exists with only part of its policies."""
     tag_count: int = 50
     """Tags per role or user, Rolekeeper's two ownership tags included."""
+    ignore_tags: tuple[str, ...] = ()
+    """Tag keys, or key prefixes ending in `*` (`org:*`), that others own on every entity
+    (`--ignore-tags`, added to each object's `spec.ignoreTags`): never set, never removed, never
+    drift. They still count against `tag_count`; a spec tag they match is InvalidSpec
+    (docs/tags.md). `rolekeeper plan --ignore-tags` must be given the same list."""
 
 
 DEFAULT_LIMITS = Limits()

@@ -26,6 +26,14 @@ from controller.core.actions import (
     act,
 )
 from controller.core.errors import AWSError, SpecError
+from controller.core.foreigntags import (
+    MAX_PATTERNS,
+    TAG_CHARACTERS,
+    TAG_PATTERN,
+    ForeignTags,
+    matches,
+    pattern_problem,
+)
 from controller.core.view import EntityView
 from controller.settings import DEFAULT_LIMITS, Limits
 
@@ -44,11 +52,9 @@ PATH_PATTERN = re.compile(r"/([\x21-\x7e]+/)?")
 POLICY_ARN_PATTERN = re.compile(r"arn:aws(-cn|-us-gov|-iso|-iso-b)?:iam::(aws|\d{12}):policy/.+")
 # IAM's own character class for descriptions (CreateRole API reference).
 DESCRIPTION_PATTERN = re.compile(r"[\t\n\r\x20-\x7e\xa1-\xff]*")
-# IAM's class for tag keys and values, [\p{L}\p{Z}\p{N}_.:/=+\-@]: \w is letters, digits and _;
-# \p{Z} is the Unicode space separators spelled out (\s would also let tabs and newlines through).
-TAG_PATTERN = re.compile(r"[\w.:/=+\-@ \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*")
-TAG_CHARACTERS = "letters, digits, spaces and _.:/=+-@"
-COMMON_FIELDS = frozenset({"deletionPolicy", "adopt", "managementPolicy"})
+# TAG_PATTERN (IAM's class for tag keys and values) and TAG_CHARACTERS: core/foreigntags.py.
+COMMON_FIELDS = frozenset({"deletionPolicy", "adopt", "managementPolicy", "ignoreTags"})
+NO_FOREIGN_TAGS = ForeignTags()  # only aws: keys are left alone
 # Fields naming an IAMPolicy object instead of an ARN (roles and users).
 REFERENCE_FIELDS = frozenset({"managedPolicyRefs", "permissionsBoundaryRef"})
 
@@ -130,6 +136,8 @@ class Desired:
     references: tuple[PolicyRef, ...] = ()  # unresolved IAMPolicy references
     # A user's spec.accessKey (kinds/accesskeys.py): one key, delivered as a Secret, rotated.
     access_key: AccessKeySpec | None = None
+    # Tag keys others own (spec.ignoreTags + the operator's --ignore-tags): left alone.
+    foreign_tags: ForeignTags = NO_FOREIGN_TAGS
 
     @property
     def observe_only(self) -> bool:
@@ -253,8 +261,10 @@ def finish(
     spec: Mapping[str, Any],
     errors: list[str],
     references: tuple[PolicyRef, ...] = (),
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Desired:
     """The Desired for a parsed entity, or SpecError naming every broken rule."""
+    foreign = ignore_tags_field(spec, limits, entity.tags, errors)
     deletion_policy = spec.get("deletionPolicy", "Delete")
     if deletion_policy not in ("Delete", "Retain"):
         errors.append(f"spec.deletionPolicy: must be Delete or Retain, got {deletion_policy!r}")
@@ -278,6 +288,7 @@ def finish(
         deletion_policy=deletion_policy,
         management_policy=management,
         references=references,
+        foreign_tags=foreign,
     )
 
 
@@ -467,6 +478,44 @@ def tags_field(spec: Mapping[str, Any], limits: Limits, errors: list[str]) -> di
     return tags
 
 
+def ignore_tags_field(
+    spec: Mapping[str, Any], limits: Limits, tags: Mapping[str, str], errors: list[str]
+) -> ForeignTags:
+    """`spec.ignoreTags` with the operator's `limits.ignore_tags`: the tag keys others own.
+    A key of `tags` (the spec's) that one of them names is an error: a tag is either the spec's
+    to set or others' to leave alone, never both (docs/tags.md)."""
+    value = spec.get("ignoreTags") or []
+    if not isinstance(value, list):
+        errors.append("spec.ignoreTags: must be a list of tag keys or key prefixes ending in *")
+        value = []
+    if len(value) > MAX_PATTERNS:
+        errors.append(f"spec.ignoreTags: {len(value)} patterns exceeds the limit {MAX_PATTERNS}")
+    own: list[str] = []
+    for i, pattern in enumerate(value):
+        problem = pattern_problem(pattern)
+        if problem is not None:
+            errors.append(f"spec.ignoreTags[{i}]: {problem}")
+        elif pattern in own:
+            errors.append(f"spec.ignoreTags[{i}]: {pattern!r} is listed more than once")
+        else:
+            own.append(pattern)
+    for key in tags:
+        mine = next((p for p in own if matches(p, key)), None)
+        theirs = next((p for p in limits.ignore_tags if matches(p, key)), None)
+        if mine is not None:
+            errors.append(
+                f"spec.tags.{key}: matches {mine!r} of spec.ignoreTags; a tag is either set by "
+                "this spec or left to others: remove it from one of the two"
+            )
+        elif theirs is not None:
+            errors.append(
+                f"spec.tags.{key}: matches {theirs!r}, a tag the operator leaves to others "
+                "(rolekeeper run --ignore-tags); remove it from spec.tags"
+            )
+    patterns = tuple(dict.fromkeys((*limits.ignore_tags, *own)))
+    return ForeignTags(patterns, quota=limits.tag_count)
+
+
 # --- planning: shared by every kind ----------------------------------------------------------
 
 
@@ -569,30 +618,52 @@ def boundary_actions(
 
 
 def tag_actions(
-    kind: str, name: str, want: Mapping[str, str], have: Mapping[str, str]
+    kind: str,
+    name: str,
+    want: Mapping[str, str],
+    have: Mapping[str, str],
+    others: ForeignTags,
+    target: Mapping[str, str] | None = None,
 ) -> list[Action]:
-    actions = []
-    changed = {k: v for k, v in want.items() if have.get(k) != v}
-    if changed:
-        actions.append(
-            act(
-                f"Tag{kind}",
-                "Set tags " + ", ".join(sorted(changed)),
-                **{f"{kind}Name": name, "Tags": tag_list(changed)},
-            )
-        )
-    # aws: tags are AWS's own (CloudFormation, Service Catalog): UntagRole refuses them, and
+    """Tag{kind}/Untag{kind} making `have` hold exactly `want`, apart from the tags `others`
+    own (never set, never removed: aws: keys and the ignored ones). The call names the entity
+    by `{kind}Name` unless `target` gives its parameters (a policy: PolicyArn)."""
+    changed, extra = tag_changes(kind.lower(), name, want, have, others)
+    params = dict(target) if target is not None else {f"{kind}Name": name}
+    tag = act(
+        f"Tag{kind}", "Set tags " + ", ".join(sorted(changed)), **params, Tags=tag_list(changed)
+    )
+    untag = act(f"Untag{kind}", "Removed tags " + ", ".join(extra), **params, TagKeys=extra)
+    added = sum(1 for k in changed if k not in have)
+    # Tag before untag (never a moment with neither the old nor the new tag), unless the added
+    # keys would first push the entity over IAM's quota: then make room first.
+    first, second = (untag, tag) if len(have) + added > others.quota else (tag, untag)
+    return [a for a in (first, second) if a.params.get("Tags") or a.params.get("TagKeys")]
+
+
+def tag_changes(
+    noun: str, name: str, want: Mapping[str, str], have: Mapping[str, str], others: ForeignTags
+) -> tuple[dict[str, str], list[str]]:
+    """(tags to set, keys to remove) so the entity holds `want` besides the tags others own;
+    SpecError when `want` and those tags together exceed the quota (AWS would refuse the
+    TagX call with LimitExceeded, after the plan's other calls had run)."""
+    ours = others.ours(have)
+    changed = {k: v for k, v in want.items() if ours.get(k) != v}
+    extra = sorted(set(ours) - set(want))
+    # aws: keys (CloudFormation, Service Catalog) are AWS's own: UntagRole refuses them, and
     # asking on every reconcile would turn one adopted role into a permanent failure.
-    extra = sorted(k for k in set(have) - set(want) if not k.lower().startswith("aws:"))
-    if extra:
-        actions.append(
-            act(
-                f"Untag{kind}",
-                "Removed tags " + ", ".join(extra),
-                **{f"{kind}Name": name, "TagKeys": extra},
-            )
+    kept = sorted(others.theirs(have))
+    if changed and len(want) + len(kept) > others.quota:
+        shown = ", ".join(kept[:5]) + (", ..." if len(kept) > 5 else "")
+        raise SpecError(
+            [
+                f"spec.tags: this object's {len(want)} tags (ownership tags included) and the "
+                f"{len(kept)} tags others own on IAM {noun} {name!r} ({shown}) make "
+                f"{len(want) + len(kept)}, over IAM's limit of {others.quota} tags: remove "
+                "tags from spec.tags or from the entity"
+            ]
         )
-    return actions
+    return changed, extra
 
 
 def release(api_noun: str, observed: Entity) -> tuple[Action, ...]:

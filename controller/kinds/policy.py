@@ -168,7 +168,7 @@ class PolicyKind(base.KindDefaults):
             description=description,
             tags=base.tags_field(spec, limits, errors),
         )
-        return base.finish(obj, ref, entity, spec, errors)
+        return base.finish(obj, ref, entity, spec, errors, limits=limits)
 
     def view(self, desired: Desired) -> EntityView:
         found = _policy(desired.entity)
@@ -416,7 +416,10 @@ def _update(desired: Desired, want: Policy, seen: Policy, partition: str) -> tup
             ]
         )
     actions = _document_actions(want, seen, partition)
-    actions += _tag_actions(seen, desired.tags())
+    actions += base.tag_actions(
+        "Policy", seen.name, desired.tags(), seen.tags, desired.foreign_tags,
+        target={"PolicyArn": seen.arn},
+    )  # fmt: skip
     return tuple(actions)
 
 
@@ -458,29 +461,6 @@ def _delete_version(seen: Policy, version: Version) -> Action:
         PolicyArn=seen.arn,
         VersionId=version.version_id,
     )
-
-
-def _tag_actions(seen: Policy, want: Mapping[str, str]) -> list[Action]:
-    """TagPolicy/UntagPolicy (they take the ARN, not the name); aws: tags are AWS's own."""
-    actions = []
-    changed = {k: v for k, v in want.items() if seen.tags.get(k) != v}
-    if changed:
-        actions.append(
-            act(
-                "TagPolicy",
-                "Set tags " + ", ".join(sorted(changed)),
-                PolicyArn=seen.arn,
-                Tags=base.tag_list(changed),
-            )
-        )
-    extra = sorted(k for k in set(seen.tags) - set(want) if not k.lower().startswith("aws:"))
-    if extra:
-        actions.append(
-            act(
-                "UntagPolicy", "Removed tags " + ", ".join(extra), PolicyArn=seen.arn, TagKeys=extra
-            )
-        )
-    return actions
 
 
 def _oldest_first(versions: Iterable[Version]) -> list[Version]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from controller.aws import calls
@@ -65,7 +66,8 @@ class Role:
     arn: str = ""
     role_id: str = ""
     # Facts AWS reports, not state to reconcile: never compared, never planned.
-    last_used: str = field(default="", compare=False)  # RoleLastUsed.LastUsedDate, ISO 8601
+    last_used: str = field(default="", compare=False)  # RoleLastUsed.LastUsedDate, RFC 3339
+    last_used_region: str = field(default="", compare=False)  # RoleLastUsed.Region
     created: str = field(default="", compare=False)  # CreateDate, ISO 8601
 
     @property
@@ -137,7 +139,7 @@ class RoleKind:
             instance_profiles=frozenset({name}) if instance_profile is True else frozenset(),
         )
         refs = base.references_field(spec, ref.namespace, limits, errors)
-        return base.finish(obj, ref, role, spec, errors, refs)
+        return base.finish(obj, ref, role, spec, errors, refs, limits=limits)
 
     def view(self, desired: Desired) -> EntityView:
         role = _role(desired.entity)
@@ -216,6 +218,7 @@ class RoleKind:
             arn=data["arn"],
             role_id=data["role_id"],
             last_used=data.get("last_used", ""),  # absent from older snapshot files
+            last_used_region=data.get("last_used_region", ""),
             created=data.get("created", ""),
         )
 
@@ -333,8 +336,16 @@ class RoleKind:
     def status_fields(
         self, observed: Entity | None, applied: Sequence[tuple[Action, Mapping[str, Any]]]
     ) -> dict[str, Any]:
-        last_used = _role(observed).last_used if observed is not None else ""
-        return {"roleLastUsed": last_used} if last_used else {}
+        """status.roleLastUsed: what AWS reported with the role it was read with (GetRole, or
+        the snapshot's RoleLastUsed): no call of its own. Left as it was when AWS says nothing
+        (a never-used role; a create)."""
+        role = _role(observed) if observed is not None else None
+        if role is None or not role.last_used:
+            return {}
+        used = {"lastUsedDate": role.last_used}
+        if role.last_used_region:
+            used["region"] = role.last_used_region
+        return {"roleLastUsed": used}
 
     def usage(self, observed: Entity) -> base.Usage | None:
         role = _role(observed)
@@ -437,7 +448,7 @@ def _update(desired: Desired, role: Role, seen: Role, partition: str) -> tuple[A
     actions += base.boundary_actions(
         "Role", role.name, role.permissions_boundary, seen.permissions_boundary, first=False
     )
-    actions += base.tag_actions("Role", role.name, desired.tags(), seen.tags)
+    actions += base.tag_actions("Role", role.name, desired.tags(), seen.tags, desired.foreign_tags)
     for profile in sorted(role.instance_profiles - seen.instance_profiles):
         actions += _add_instance_profile(desired, role, profile)
     # Only the same-named profile is ours; a profile someone else put the role in is left alone.
@@ -518,10 +529,15 @@ def _from_raw(
         arn=raw["Arn"],
         role_id=raw["RoleId"],
         last_used=_iso((raw.get("RoleLastUsed") or {}).get("LastUsedDate")),
+        last_used_region=str((raw.get("RoleLastUsed") or {}).get("Region") or ""),
         created=_iso(raw.get("CreateDate")),
     )
 
 
 def _iso(value: Any) -> str:
-    """A date AWS returned (botocore: a datetime; a snapshot file: a string) as ISO 8601."""
-    return value.isoformat() if hasattr(value, "isoformat") else str(value or "")
+    """A date AWS returned (botocore: a datetime; a snapshot file: the string this made) as
+    RFC 3339 in UTC to the second, "2026-01-02T03:04:05Z": GetRole and the snapshot then give
+    the same text, so a status written from either does not flap."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(value or "")

@@ -103,7 +103,9 @@ class UserKind(base.KindDefaults):
         key = accesskeys.parse(
             spec, meta if isinstance(meta, Mapping) else {}, f"{ref.name}-aws-credentials", errors
         )
-        return replace(base.finish(obj, ref, user, spec, errors, refs), access_key=key)
+        return replace(
+            base.finish(obj, ref, user, spec, errors, refs, limits=limits), access_key=key
+        )
 
     def view(self, desired: Desired) -> EntityView:
         user = _user(desired.entity)
@@ -311,7 +313,7 @@ def _update(desired: Desired, user: User, seen: User, partition: str) -> tuple[A
     actions += base.boundary_actions(
         "User", user.name, user.permissions_boundary, seen.permissions_boundary, first=False
     )
-    actions += base.tag_actions("User", user.name, desired.tags(), seen.tags)
+    actions += base.tag_actions("User", user.name, desired.tags(), seen.tags, desired.foreign_tags)
     return tuple(actions)
 
 

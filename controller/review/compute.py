@@ -28,6 +28,7 @@ from controller.engine.references import KnownToExist
 from controller.kinds import registry
 from controller.kinds.base import Desired, Entity, Kind, ObjectRef, PolicyRef
 from controller.review.manifests import Input, Problem, Source, meta
+from controller.settings import DEFAULT_LIMITS, Limits
 
 if TYPE_CHECKING:
     from controller.aws.clients import Clients
@@ -176,12 +177,14 @@ def compute(
     prune_scopes: Sequence[str] = (),
     namespace: str = "default",
     cluster_id: str = "",
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Review:
     """The plan for every object read, plus `- delete` for owned entities no longer declared.
 
     The guardrails are the IAMGuardrail objects of the input (a plan run adds the cluster's
     with --guardrails), judged with the labels of the input's Namespace objects; `cluster_id`
-    is the identity of the cluster that will apply the objects ("" when not known).
+    is the identity of the cluster that will apply the objects ("" when not known); `limits`
+    are the operator's (its --ignore-tags, so the plan leaves alone what the operator does).
     """
     gate, problems = _gate(found, world)
     declared: dict[tuple[str, str, str], Source] = {}
@@ -197,7 +200,7 @@ def compute(
             continue
         declared[key] = manifest.source
         try:
-            desired = registry.parse(obj)
+            desired = registry.parse(obj, limits)
             if cluster_id:
                 desired = desired.in_cluster(cluster_id)
             slots.append((desired, manifest.source, _suppression(obj)))
