@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv test test-unit test-aws test-e2e lint demo bench envtest-bin clean
+.PHONY: help venv test test-unit test-aws test-e2e lint demo bench envtest-bin kstatus-bin clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -20,7 +20,10 @@ $(STAMP): pyproject.toml
 envtest-bin:  ## build (once, cached) kube-apiserver, etcd, kubectl from the Go module proxy
 	bash hack/build-envtest.sh
 
-test: venv envtest-bin  ## the whole suite: lint, unit, aws (moto server), e2e (real kube-apiserver)
+kstatus-bin:  ## build (once, cached) the kstatus checker that tests docs/status.md (hack/kstatus)
+	bash hack/build-kstatus.sh
+
+test: venv envtest-bin kstatus-bin  ## the whole suite: lint, unit, aws (moto server), e2e (real kube-apiserver)
 	$(MAKE) lint
 	$(BIN)/python -m pytest tests
 

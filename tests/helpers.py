@@ -9,11 +9,15 @@ Helpers over kubectl live in `tests.harness.kube`; `until` and `free_port` in
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from controller.core.actions import RESERVED_TAG_PREFIX
+from controller.core.status import Reason, Verdict, render
 from controller.kinds import registry
 from controller.kinds.base import Desired, Entity
 from controller.kinds.role import Role
@@ -161,3 +165,125 @@ def adoption_guardrail(imported_yaml: str, name: str = "onboarding") -> dict[str
             "adoption": {section: {"names": sorted(found)} for section, found in names.items()},
         },
     }
+
+
+# --- docs/status.md: the status contract for GitOps tools (kstatus, Argo CD) -------------------
+
+STATUS_DOC = Path(__file__).resolve().parents[1] / "docs" / "status.md"
+STATUS_KINDS = ("IAMRole", "IAMUser", "IAMPolicy")  # the kinds whose status the operator writes
+STATUS_TIME = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+# What the operator writes for each reason (the shape of its real messages; {noun} and {name}
+# are the kind's noun and the entity's AWS name).
+REASON_MESSAGES = {
+    Reason.SYNCED: "IAM {noun} is in sync",
+    Reason.OBSERVED: "IAM {noun} exists; observe-only: 1 difference(s) with the spec",
+    Reason.NOT_FOUND: "IAM {noun} {name} does not exist (managementPolicy: Observe never creates it)",
+    Reason.CREATING: "waiting for IAM to recognise the trust policy principal (Invalid principal in policy); retrying",
+    Reason.UPDATING: "updating IAM {noun} {name}",
+    Reason.DRIFTED: "IAM {noun} {name} differs from the spec",
+    Reason.THROTTLED: "AWS is temporarily failing, will retry: ListTags: Throttling: Rate exceeded",
+    Reason.DEPENDENCY_NOT_READY: "IAMPolicy team-a/boundary is not Ready yet",
+    Reason.DELETING: "cannot delete IAM {noun} {name} yet: Delete: DeleteConflict: Cannot delete entity, must detach all policies first.",
+    Reason.AWS_ERROR: "AWS rejected Tag: LimitExceeded: Cannot exceed quota for TagsPerResource: 50",
+    Reason.INVALID_SPEC: "spec.tags: key 'rolekeeper.dev/owner' uses the reserved prefix rolekeeper.dev/",
+    Reason.CONFLICT: "IAM {noun} {name} exists and is not managed by this object; set adopt: true to take it over",
+    Reason.GUARDRAIL_VIOLATION: "guardrail names (rule names) denies {name}: not under team-a-",
+}
+RETRYING_MESSAGE = "AWS is temporarily failing, will retry: Tag: ServiceFailure: internal error"
+_SPECS: dict[str, dict[str, Any]] = {
+    "IAMRole": {"roleName": "team-a-web", "assumeRolePolicy": EC2_TRUST},
+    "IAMUser": {"userName": "team-a-ci"},
+    "IAMPolicy": {"policyName": "team-a-logs", "document": LOGS_POLICY},
+}
+
+
+@dataclass(frozen=True)
+class StatusCase:
+    """One row of docs/status.md: the object it stands for and what each tool says of it."""
+
+    name: str  # "Synced", "AWSError-retrying", "no-status", ...
+    obj: dict[str, Any]  # as read from the API server, status as Rolekeeper renders it
+    kstatus: str
+    argocd: str
+    verdict: Verdict | None  # what was rendered (None: no status at all)
+    # Ready / Reconciling / Stalled as the row says ("True", "False" or "absent");
+    # empty for the edge cases, whose table does not say.
+    conditions: dict[str, str]
+
+
+def status_object(
+    kind: str,
+    verdict: Verdict | None,
+    generation: int = 2,
+    observed: int | None = None,
+    deleting: bool = False,
+) -> dict[str, Any]:
+    """A `kind` object with the status Rolekeeper renders for `verdict` at `observed` (default:
+    the object's generation); no status at all when `verdict` is None."""
+    meta: dict[str, Any] = {"generation": generation, "uid": "6f1c2b1e-0000-4000-8000-000000000001"}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-01-02T04:00:00Z"
+        meta["finalizers"] = ["iam.rolekeeper.dev/finalizer"]
+    obj = manifest(kind, "web", _SPECS[kind], "team-a", **meta)
+    if verdict is not None:
+        seen = generation if observed is None else observed
+        obj["status"] = render(None, verdict, seen, registry.get(kind).id_field, now=STATUS_TIME)
+    return obj
+
+
+def _edge_case(case: str, kind: str) -> tuple[dict[str, Any], Verdict | None]:
+    """The object each row of docs/status.md's edge-case table describes, and its verdict."""
+    if case == "no-status":
+        return status_object(kind, None, generation=1), None
+    if case == "stale-generation":
+        synced = _verdict(kind, Reason.SYNCED)
+        return status_object(kind, synced, generation=2, observed=1), synced
+    if case in ("deleting", "deleting-stuck"):
+        verdict = _verdict(kind, Reason.DELETING if case == "deleting" else Reason.AWS_ERROR)
+        return status_object(kind, verdict, deleting=True), verdict
+    raise AssertionError(f"docs/status.md names an edge case no test builds: {case!r}")
+
+
+def _verdict(kind: str, reason: Reason, retrying: bool = False) -> Verdict:
+    noun, name = registry.get(kind).noun, next(iter(_SPECS[kind].values()))
+    message = RETRYING_MESSAGE if retrying else REASON_MESSAGES[reason]
+    done = reason in (Reason.SYNCED, Reason.OBSERVED)
+    arn = f"arn:aws:iam::{ACCOUNT}:{noun}/{name}" if done else ""
+    return Verdict(done, reason, message.format(noun=noun, name=name), arn,
+                   "AIDAEXAMPLE0001" if done else "", retrying=retrying)  # fmt: skip
+
+
+def _tables(text: str) -> list[list[dict[str, str]]]:
+    """Every Markdown table in `text` as rows keyed by header (lower case), backticks dropped."""
+    tables: list[list[dict[str, str]]] = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines[:-1]):
+        if line.startswith("|") and lines[i + 1].startswith("|---"):
+            header = [c.strip().lower() for c in line.strip("|").split("|")]
+            rows = []
+            for row in lines[i + 2 :]:
+                if not row.startswith("|"):
+                    break
+                cells = [c.strip().strip("`") for c in row.strip().strip("|").split("|")]
+                rows.append(dict(zip(header, cells, strict=True)))
+            tables.append(rows)
+    return tables
+
+
+def status_cases(kind: str = "IAMRole") -> list[StatusCase]:
+    """docs/status.md's reason and edge-case tables, each row built as a `kind` object."""
+    cases = []
+    for table in _tables(STATUS_DOC.read_text()):
+        for row in table:
+            if "reason" in row and "retrying" in row:
+                retrying = row["retrying"] == "yes"
+                verdict = _verdict(kind, Reason(row["reason"]), retrying)
+                name = row["reason"] + ("-retrying" if retrying else "")
+                conditions = {t: row[t.lower()].replace("\u2013", "absent")  # the doc's dash
+                              for t in ("Ready", "Reconciling", "Stalled")}  # fmt: skip
+                cases.append(StatusCase(name, status_object(kind, verdict), row["kstatus"],
+                                        row["argo cd"], verdict, conditions))  # fmt: skip
+            elif "case" in row:
+                obj, seen = _edge_case(row["case"], kind)
+                cases.append(StatusCase(row["case"], obj, row["kstatus"], row["argo cd"], seen, {}))
+    return cases
