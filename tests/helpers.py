@@ -238,8 +238,9 @@ def _edge_case(case: str, kind: str) -> tuple[dict[str, Any], Verdict | None]:
     if case == "stale-generation":
         synced = _verdict(kind, Reason.SYNCED)
         return status_object(kind, synced, generation=2, observed=1), synced
-    if case in ("deleting", "deleting-stuck"):
-        verdict = _verdict(kind, Reason.DELETING if case == "deleting" else Reason.AWS_ERROR)
+    if case in ("deletion-retried", "deletion-stuck"):
+        retried = case == "deletion-retried"
+        verdict = _verdict(kind, Reason.DELETING if retried else Reason.AWS_ERROR)
         return status_object(kind, verdict, deleting=True), verdict
     raise AssertionError(f"docs/status.md names an edge case no test builds: {case!r}")
 

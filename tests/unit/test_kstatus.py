@@ -84,7 +84,7 @@ def test_the_doc_names_every_reason_and_both_kinds_of_aws_error() -> None:
 
 def test_the_doc_names_the_edge_cases() -> None:
     edges = [case.name for case in ROWS if not case.conditions]
-    assert edges == ["no-status", "stale-generation", "deleting", "deleting-stuck"]
+    assert edges == ["no-status", "stale-generation", "deletion-retried", "deletion-stuck"]
 
 
 @pytest.mark.parametrize("case", [c for c in ROWS if c.conditions], ids=lambda c: c.name)
