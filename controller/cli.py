@@ -456,11 +456,13 @@ def _add_import(sub: SubParsers) -> None:
         help="only this kind, e.g. IAMRole (repeatable; default every kind)",
     )
     parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    _add_ignore_tags(parser)
     _add_accounts_argument(parser)
 
 
 def import_command(args: argparse.Namespace) -> int:
     from controller.aws import clients as aws  # noqa: PLC0415
+    from controller.core.foreigntags import ForeignTags  # noqa: PLC0415
     from controller.kinds import snapshot as account  # noqa: PLC0415
     from controller.review import importer  # noqa: PLC0415
 
@@ -480,7 +482,8 @@ def import_command(args: argparse.Namespace) -> int:
                 clients = _account_clients(args.accounts, args.namespace)
                 aws.read_only(clients.iam)
                 snapshot = account.take(clients.iam, names=None)
-        result = importer.run(snapshot, selector, args.namespace)
+        others = ForeignTags(tuple(dict.fromkeys(args.ignore_tags)))
+        result = importer.run(snapshot, selector, args.namespace, others)
     except (ValueError, _AWSUnavailable) as exc:
         print(f"rolekeeper import: {exc}", file=sys.stderr)
         return 1

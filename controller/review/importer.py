@@ -32,7 +32,9 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from controller.core.actions import claim
+from controller.core.foreigntags import ForeignTags
 from controller.kinds import registry
+from controller.kinds.base import NO_FOREIGN_TAGS
 
 if TYPE_CHECKING:
     from controller.kinds.base import Entity, Kind
@@ -109,8 +111,15 @@ class Result:
         return to_yaml(self.objects)
 
 
-def run(snapshot: AccountSnapshot, selector: Selector, namespace: str) -> Result:
-    """The manifests for every selected entity of the snapshot, in namespace `namespace`."""
+def run(
+    snapshot: AccountSnapshot,
+    selector: Selector,
+    namespace: str,
+    others: ForeignTags = NO_FOREIGN_TAGS,
+) -> Result:
+    """The manifests for every selected entity of the snapshot, in namespace `namespace`;
+    tags `others` own (the operator's --ignore-tags) left out of spec.tags, where the operator
+    would refuse them."""
     if not LABEL.fullmatch(namespace) or len(namespace) > MAX_NAME:
         raise ValueError(
             f"--namespace {namespace!r} is not a Kubernetes namespace name "
@@ -127,13 +136,29 @@ def run(snapshot: AccountSnapshot, selector: Selector, namespace: str) -> Result
         names, kind_notes = _object_names(kind, entities, namespace)
         notes += kind_notes
         objects += [
-            Imported(kind.name, e.name, e.arn, kind.to_manifest(e, namespace, names[e.name]))
+            Imported(
+                kind.name,
+                e.name,
+                e.arn,
+                _without(others, kind.to_manifest(e, namespace, names[e.name])),
+            )
             for e in entities
             if e.name in names
         ]
     if not objects:
         notes.append("no entity matched the selection: nothing written")
     return Result(tuple(objects), tuple(notes))
+
+
+def _without(others: ForeignTags, obj: dict[str, Any]) -> dict[str, Any]:
+    """`obj` with the tags others own taken out of its spec.tags."""
+    tags = obj["spec"].get("tags")
+    if not tags or not others.patterns:
+        return obj
+    spec = {k: v for k, v in obj["spec"].items() if k != "tags"}
+    if kept := others.ours(tags):
+        spec = {**obj["spec"], "tags": kept}
+    return {**obj, "spec": spec}
 
 
 def _object_names(

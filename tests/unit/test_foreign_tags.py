@@ -13,7 +13,9 @@ Covers:
   a spec tag change next to ignored tags sets only the spec's key; the 50-tag quota counts the
   tags others own (InvalidSpec before any call) and makes room (untag first) when adding would
   pass it; observe-only reports no difference for ignored tags;
-- `rolekeeper plan --ignore-tags` against a snapshot file: noop with the flag, an Untag without.
+- `rolekeeper plan --ignore-tags` against a snapshot file: noop with the flag, an Untag without;
+- `rolekeeper import --ignore-tags` leaves the tags others own out of spec.tags (the operator
+  would refuse them), and the imported object plans as noop under the same patterns.
 """
 
 from __future__ import annotations
@@ -291,3 +293,27 @@ def test_plan_honours_ignore_tags_like_the_operator(
     [change] = json.loads(capsys.readouterr().out)["changes"]
     assert [(c["api"], c["params"]["TagKeys"]) for c in change["calls"]] == [
         ("UntagRole", ["CostCenter"])]
+
+
+# --- rolekeeper import ------------------------------------------------------------------------
+
+def test_import_leaves_the_tags_others_own_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    org_only = Role(name="org-only", assume_role_policy=EC2_TRUST, tags={"org:team": "p"},
+                    arn=f"arn:aws:iam::{ACCOUNT}:role/org-only", role_id="AROA2")
+    snapshot = account.AccountSnapshot(entities={"IAMRole": {
+        "web": seen_role({"team": "a", **ORG}), "org-only": org_only}})
+    snap = tmp_path / "account.json"
+    snap.write_text(json.dumps(account.file_json(snapshot, ACCOUNT)))
+    assert cli.main(["import", "--snapshot", str(snap), "-n", "team-a",
+                     "--ignore-tags", "org:*", "--ignore-tags", "CostCenter"]) == 0
+    objects = {o["spec"]["roleName"]: o for o in yaml.safe_load_all(capsys.readouterr().out)}
+    assert objects["web"]["spec"]["tags"] == {"team": "a"}
+    assert "tags" not in objects["org-only"]["spec"]
+    # ... and what was written plans as noop under the same patterns (the claim aside)
+    obj = objects["web"]
+    obj["spec"].pop("managementPolicy")
+    obj["spec"].pop("adopt")
+    obj["metadata"]["uid"] = "uid-1"
+    limits = Limits(ignore_tags=("org:*", "CostCenter"))
+    desired = registry.parse(obj, limits).in_cluster("c1")
+    assert calls(desired, seen_role({**OWNED, "team": "a", **ORG})) == []
