@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from controller.core import matching, policy
+from controller.core.cloudtrail import queue_parts
 from controller.core.guardrails import Enforcement, Guardrail, NameRules
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "UID_TAG",
     "operator_policy",
     "problems",
+    "queue_arn",
 ]
 
 OWNER_TAG = "rolekeeper.dev/owner"
@@ -109,11 +111,17 @@ def operator_policy(
     instance_profiles: bool = True,
     operator_name: str = OPERATOR_NAME,
     assume_roles: Sequence[str] = (),
+    event_queues: Sequence[str] = (),
+    dead_letter_queues: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The operator's identity policy enforcing on AWS's side what the guardrails allow.
 
     `assume_roles` are the roleArn of each IAMAccount: the operator's own identity may assume
     exactly those (docs/accounts.md); without IAMAccounts it assumes nothing.
+
+    `event_queues` and `dead_letter_queues` are SQS queue ARNs (`queue_arn`) of event-driven
+    drift (docs/drift.md): the operator receives and deletes from the first, only sends to the
+    second.
 
     `cluster_id` pins the cluster tag's value (`--cluster-id`); without it any value will do
     but the tag must be present. `instance_profiles=False` drops iam:PassRole and the
@@ -244,9 +252,28 @@ def operator_policy(
     })
     if assume_roles:
         statements.append(_allow("AssumeIAMAccountRoles", ["sts:AssumeRole"], sorted(assume_roles)))
+    if event_queues:
+        # DeleteMessageBatch is authorized as sqs:DeleteMessage.
+        statements.append(_allow(
+            "ReadIAMEvents", ["sqs:ReceiveMessage", "sqs:DeleteMessage"], sorted(event_queues)
+        ))
+    if dead_letter_queues:
+        statements.append(_allow(
+            "ForwardUnreadableEvents", ["sqs:SendMessage"], sorted(dead_letter_queues)
+        ))
     # A statement left with no resource (nothing allowed) must go: IAM rejects it.
     kept = [s for s in statements if s.get("Resource") != []]
     return {"Version": policy.DEFAULT_VERSION, "Statement": kept}
+
+
+def queue_arn(url: str, partition: str = "aws") -> str:
+    """The ARN of the SQS queue at `url` (any region where the URL names none); ValueError for
+    what is not a queue URL."""
+    parts = queue_parts(url)
+    if parts is None:
+        raise ValueError(f"not an SQS queue URL: {url!r}")
+    region, account, name = parts
+    return f"arn:{partition}:sqs:{region or '*'}:{account}:{name}"
 
 
 def problems(doc: dict[str, Any], *, partition: str = "aws") -> list[str]:

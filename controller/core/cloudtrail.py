@@ -25,7 +25,16 @@ from typing import Any
 
 from controller.core.bounds import Bounds, BoundsError, check
 
-__all__ = ["MAX_BYTES", "Event", "EventError", "Touched", "made_by", "parse", "principal"]
+__all__ = [
+    "MAX_BYTES",
+    "Event",
+    "EventError",
+    "Touched",
+    "made_by",
+    "parse",
+    "principal",
+    "queue_parts",
+]
 
 # EventBridge's largest event; an SQS message from a rule is never bigger. (SQS itself now takes
 # up to 1 MiB, so a message over this size was not written by EventBridge.)
@@ -51,6 +60,10 @@ _EVENT_NAME = re.compile(r"[A-Za-z0-9]{1,128}")
 _EVENT_ID = re.compile(r"[\w.:-]{1,128}", re.ASCII)
 _IAM_NAME = re.compile(r"[\w+=,.@-]{1,128}", re.ASCII)
 _ARN = re.compile(r"arn:(aws[\w-]*):(iam|sts)::(\d{12}|aws)?:(.+)", re.ASCII)
+# An SQS queue URL: https://sqs.<region>.amazonaws.com[.cn]/<account>/<name> (or the legacy
+# <region>.queue.amazonaws.com host; any host, e.g. a local endpoint, names no region).
+_QUEUE_URL = re.compile(r"https?://([^/]+)/(\d{12})/([\w-]{1,80}(?:\.fifo)?)/?", re.ASCII)
+_QUEUE_HOST = re.compile(r"(?:sqs\.([a-z0-9-]+)|([a-z0-9-]+)\.queue)\.amazonaws\.com(?:\.cn)?")
 
 
 class EventError(ValueError):
@@ -156,6 +169,17 @@ def principal(arn: str) -> tuple[str, str, str] | None:
     if service == "iam" and head in ("role", "user"):
         return (head, account, rest.rsplit("/", 1)[-1])
     return (head, account, rest)
+
+
+def queue_parts(url: str) -> tuple[str, str, str] | None:
+    """(region, account, name) of the SQS queue an EventBridge rule writes to, from its URL;
+    region "" when the host names none (a local endpoint). None for anything else."""
+    found = _QUEUE_URL.fullmatch(url)
+    if found is None:
+        return None
+    host = _QUEUE_HOST.fullmatch(found.group(1))
+    region = (host.group(1) or host.group(2)) if host else ""
+    return region, found.group(2), found.group(3)
 
 
 def made_by(event: Event, identities: Iterable[str]) -> bool:

@@ -253,3 +253,22 @@ def test_problems_reports_an_oversize_policy() -> None:
             for i in range(60)]
     found = problems(operator_policy(many))
     assert len(found) == 1 and "over IAM's 6144 for a managed policy" in found[0]
+
+
+def test_event_queues_are_granted_only_when_configured() -> None:
+    from controller.core.awspolicy import queue_arn  # noqa: PLC0415
+
+    assert not any("sqs:" in json.dumps(s) for s in operator_policy([])["Statement"])
+    queue = queue_arn("https://sqs.us-east-1.amazonaws.com/123456789012/rolekeeper-iam-events")
+    dead = queue_arn("https://sqs.cn-north-1.amazonaws.com.cn/123456789012/dlq", "aws-cn")
+    assert (queue, dead) == ("arn:aws:sqs:us-east-1:123456789012:rolekeeper-iam-events",
+                             "arn:aws-cn:sqs:cn-north-1:123456789012:dlq")
+    doc = operator_policy([], event_queues=[queue], dead_letter_queues=[dead])
+    sqs = {s["Sid"]: s for s in doc["Statement"] if "sqs:" in json.dumps(s)}
+    assert sqs["ReadIAMEvents"]["Action"] == ["sqs:ReceiveMessage", "sqs:DeleteMessage"]
+    assert sqs["ReadIAMEvents"]["Resource"] == queue
+    assert (sqs["ForwardUnreadableEvents"]["Action"], sqs["ForwardUnreadableEvents"]["Resource"]) == ("sqs:SendMessage", dead)
+    assert problems(doc) == []
+    assert queue_arn("http://127.0.0.1:5000/123456789012/q") == "arn:aws:sqs:*:123456789012:q"
+    with pytest.raises(ValueError, match="not an SQS queue URL"):
+        queue_arn("https://example.com/q")
