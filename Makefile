@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv test test-unit test-aws test-e2e lint demo bench envtest-bin kstatus-bin clean
+.PHONY: help venv test test-unit test-aws test-e2e lint demo bench envtest-bin kstatus-bin helm-bin chart-crds clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -23,7 +23,13 @@ envtest-bin:  ## build (once, cached) kube-apiserver, etcd, kubectl from the Go 
 kstatus-bin:  ## build (once, cached) the kstatus checker that tests docs/status.md (hack/kstatus)
 	bash hack/build-kstatus.sh
 
-test: venv envtest-bin kstatus-bin  ## the whole suite: lint, unit, aws (moto server), e2e (real kube-apiserver)
+helm-bin:  ## build (once, cached) helm v3 from the Go module proxy, for the chart's tests
+	bash hack/build-helm.sh
+
+chart-crds:  ## copy crds/ and manifests/crds/ into charts/rolekeeper/crds/ (tests/unit/test_chart.py checks them)
+	cp crds/*.yaml manifests/crds/kopf-peering.yaml charts/rolekeeper/crds/
+
+test: venv envtest-bin kstatus-bin helm-bin  ## the whole suite: lint, unit, aws (moto server), e2e (real kube-apiserver)
 	$(MAKE) lint
 	$(BIN)/python -m pytest tests
 
@@ -33,7 +39,7 @@ test-unit: venv  ## pure-core tests only
 test-aws: venv  ## tests against a moto server process
 	$(BIN)/python -m pytest tests/aws
 
-test-e2e: venv envtest-bin  ## operator end to end on a local control plane
+test-e2e: venv envtest-bin helm-bin  ## operator end to end on a local control plane
 	$(BIN)/python -m pytest tests/e2e
 
 lint: venv  ## ruff, mypy --strict on controller/, and the layer contracts (.importlinter)
