@@ -1,8 +1,9 @@
 """The Argo CD health checks (integrations/argocd/<group>/<Kind>/health.lua), run as Lua.
 
-Runs each script in Lua 5.1 (lupa) the way Argo CD runs a ConfigMap script without useOpenLibs
-(gopher-lua, Lua 5.1: the base and table libraries and a safe os; no string library, no string
-methods): the global `obj`, the chunk's returned table {status, message}.
+Runs each script in Lua 5.1 (lupa, `tests.harness.gitops.argocd_health`) the way Argo CD runs a
+ConfigMap script without useOpenLibs (gopher-lua, Lua 5.1: the base and table libraries and a
+safe os; no string library, no string methods): the global `obj`, the chunk's returned table
+{status, message}, its status one of Argo CD's.
 
 Covers:
 - every row of docs/status.md (every Reason, AWSError retrying and terminal, no status, stale
@@ -21,13 +22,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from lupa.lua51 import LuaError, LuaRuntime
+from lupa.lua51 import LuaError
 
 from controller.kinds.registry import GROUP
+from tests.harness.gitops import argocd_health
 from tests.helpers import STATUS_KINDS, StatusCase, status_cases, status_object
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,34 +40,6 @@ PARAMS = [
     for kind, cases in CASES.items()
     for case in cases
 ]
-# What a Lua 5.1 base library has that gopher-lua's safe os / no-openlibs sandbox does not.
-_HIDDEN = ("string", "io", "math", "coroutine", "debug", "dofile", "loadfile")
-_SAFE_OS = ("clock", "date", "difftime", "time")
-
-
-def health(script: str, obj: dict[str, Any]) -> dict[str, Any]:
-    """What Argo CD's ExecuteHealthLua returns for `obj`: the chunk's table as a dict."""
-    lua = LuaRuntime()
-    sandbox = lua.eval(
-        """function(hidden, safe_os)
-             debug.setmetatable("", nil)  -- no string library: no ("x"):method() either
-             local os_ = {}
-             for _, name in ipairs(safe_os) do os_[name] = os[name] end
-             os = os_
-             for _, name in ipairs(hidden) do _G[name] = nil end
-           end"""
-    )
-    sandbox(lua.table_from(_HIDDEN), lua.table_from(_SAFE_OS))
-    lua.globals().obj = lua.table_from(obj, recursive=True)
-    returned = lua.execute(script)
-    assert lupa_type(lua, returned) == "table", f"health.lua returned {returned!r}, not a table"
-    result = dict(returned.items())
-    assert result["status"] in ("Healthy", "Progressing", "Degraded", "Suspended", "Missing")
-    return result
-
-
-def lupa_type(lua: LuaRuntime, value: Any) -> str:
-    return str(lua.globals().type(value))
 
 
 def expected_message(case: StatusCase) -> str:
@@ -92,15 +65,15 @@ def test_every_kind_with_a_status_runs_the_same_script() -> None:
 
 @pytest.mark.parametrize(("kind", "case"), PARAMS)
 def test_health_is_what_the_doc_says(kind: str, case: StatusCase) -> None:
-    found = health(SCRIPTS[kind].read_text(), case.obj)
+    found = argocd_health(SCRIPTS[kind].read_text(), case.obj)
     assert found == {"status": case.argocd, "message": expected_message(case)}
 
 
 def test_the_sandbox_refuses_what_argo_cd_refuses() -> None:
     with pytest.raises(LuaError, match="attempt to index"):
-        health('return {status = ("healthy"):upper()}', {})
+        argocd_health('return {status = ("healthy"):upper()}', {})
     with pytest.raises(LuaError, match="attempt to index"):
-        health('return {status = string.upper("healthy")}', {})
+        argocd_health('return {status = string.upper("healthy")}', {})
 
 
 @pytest.mark.parametrize(
@@ -143,7 +116,7 @@ def test_sparse_conditions_give_a_health_not_an_error(
 ) -> None:
     obj = status_object("IAMRole", None)
     obj["status"] = {"observedGeneration": 2, "conditions": conditions}
-    assert health(SCRIPTS["IAMRole"].read_text(), obj) == expected
+    assert argocd_health(SCRIPTS["IAMRole"].read_text(), obj) == expected
 
 
 # --- Argo CD's resource_customizations convention -----------------------------------------------
@@ -187,7 +160,7 @@ def test_health_test_yaml_passes_as_argo_cd_runs_it(kind: str) -> None:
     assert len(spec["tests"]) == len(CASES[kind])
     for test in spec["tests"]:
         obj = yaml.safe_load((root / test["inputPath"]).read_text())
-        found = health(SCRIPTS[kind].read_text(), obj)
+        found = argocd_health(SCRIPTS[kind].read_text(), obj)
         # Argo CD's HealthStatus drops an empty message (json omitempty).
         got = {k: v for k, v in found.items() if v != ""}
         assert got == test["healthStatus"], test["inputPath"]

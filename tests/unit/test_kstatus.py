@@ -14,20 +14,15 @@ Covers:
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from controller.core.status import Progress, Reason
+from tests.harness.gitops import kstatus, kstatus_binary
 from tests.helpers import STATUS_KINDS, StatusCase, status_cases, status_object
 
-REPO = Path(__file__).resolve().parents[2]
-BUILD = REPO / "hack" / "build-kstatus.sh"
 CASES = {kind: status_cases(kind) for kind in STATUS_KINDS}
 ROWS = CASES["IAMRole"]
 PARAMS = [
@@ -37,32 +32,14 @@ PARAMS = [
 ]
 
 
-@cache
-def kstatus_binary() -> Path | None:
-    """hack/build-kstatus.sh's binary (cached after the first build); None without Go, outside CI."""
-    done = subprocess.run(
-        ["bash", str(BUILD)], capture_output=True, text=True, check=False, timeout=1200
-    )
-    if done.returncode != 0:
-        raise AssertionError(f"hack/build-kstatus.sh failed:\n{done.stderr[-3000:]}")
-    lines = done.stdout.strip().splitlines()
-    return Path(lines[-1]) if lines else None
-
-
 def compute(objects: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """kstatus's {status, message} for each object, in one run of the binary."""
+    """kstatus's {status, message} for each object; skips without Go (never under CI=true)."""
     binary = kstatus_binary()
     if binary is None:
         if os.environ.get("CI") == "true":
             raise AssertionError("no kstatus binary in CI (hack/build-kstatus.sh needs Go)")
         pytest.skip("no Go toolchain: hack/build-kstatus.sh cannot build the kstatus checker")
-    lines = "".join(json.dumps(obj) + "\n" for obj in objects)
-    done = subprocess.run(
-        [str(binary)], input=lines, capture_output=True, text=True, check=True, timeout=60
-    )
-    answers = [json.loads(line) for line in done.stdout.splitlines()]
-    assert len(answers) == len(objects), done.stderr
-    return answers
+    return kstatus(binary, objects)
 
 
 @pytest.fixture(scope="module")
