@@ -200,6 +200,20 @@ def test_lint_strict_passes_for_defaults_and_every_option(helm: Helm) -> None:
     assert "0 chart(s) failed" in done.stdout, done.stdout
 
 
+def test_the_packaged_chart_is_whole_and_lints(helm: Helm, tmp_path: Path) -> None:
+    packed = helm.run("package", str(CHART), "-d", str(tmp_path))
+    [archive] = tmp_path.glob("rolekeeper-*.tgz")
+    listed = subprocess.run(["tar", "tzf", str(archive)], capture_output=True, text=True,
+                            check=True).stdout.split()
+
+    # No "found symbolic link" warning: the CRDs are files of the chart, not links out of it.
+    assert packed.stderr == ""
+    assert {f"rolekeeper/crds/{name}" for name in
+            ("iamroles.yaml", "iamusers.yaml", "iampolicies.yaml", "iamguardrails.yaml",
+             "iamaccounts.yaml", "kopf-peering.yaml")} <= set(listed)
+    helm.run("lint", "--strict", str(archive))
+
+
 def test_defaults_render_the_kustomize_objects(helm: Helm, control_plane: Cluster) -> None:
     chart = by_key(helm.template())
     kustomize = by_key(kustomized(control_plane))
@@ -435,6 +449,9 @@ def exists(cluster: Cluster, obj: Obj) -> bool:
 
 def test_install_creates_the_crds_then_every_object(release: Release, plane: ControlPlane) -> None:
     assert "STATUS: deployed" in release.install.stdout
+    # NOTES: a real IRSA role and access-key namespaces given, so neither hint is shown.
+    assert "example IRSA role" not in release.install.stdout
+    assert "kubectl create rolebinding" not in release.install.stdout
     kube.wait_established(plane, *crd_names())
     kinds = {obj["kind"] for obj in release.rendered}
     # Everything the options add, beside the kustomize objects.
@@ -518,13 +535,18 @@ def test_uninstall_keeps_crds_and_guardrails_by_default(
     restricted_namespace(plane, "rk-keep")
     guardrail = json.dumps([{"name": "kept", "spec": {"namespaceSelector": {
         "matchLabels": {"rolekeeper.dev/tenant": "true"}}}}])
-    helm.run("install", "rk-keep", str(CHART), "-n", "rk-keep", "--set-json",
-             f"guardrails={guardrail}", kubeconfig=plane.kubeconfig)
+    installed = helm.run("install", "rk-keep", str(CHART), "-n", "rk-keep", "--set-json",
+                         f"guardrails={guardrail}", kubeconfig=plane.kubeconfig)
+    # NOTES with default values: the example IRSA role cannot work, and how to allow access keys.
+    assert "WARNING: the ServiceAccount still carries the example IRSA role" in installed.stdout
+    assert ("--clusterrole=rk-keep-rolekeeper-access-keys "
+            "--serviceaccount=rk-keep:rk-keep-rolekeeper") in installed.stdout
     plane.kubectl("get", "deployment", "rk-keep-rolekeeper", "-n", "rk-keep")  # raises if absent
 
     done = helm.run("uninstall", "rk-keep", "-n", "rk-keep", kubeconfig=plane.kubeconfig)
 
-    assert "iamguardrail" in done.stdout.lower() and "kept" in done.stdout  # "These resources were kept"
+    assert "These resources were kept due to the resource policy:\n[IAMGuardrail] kept\n" in (
+        done.stdout)
     assert plane.kubectl("get", "iamguardrail", "kept", "-o", "name").stdout.strip()
     for kind, name in (("deployment", "rk-keep-rolekeeper"), ("clusterrole", "rk-keep-rolekeeper"),
                        ("clusterkopfpeering", "rk-keep-rolekeeper")):
