@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from controller import __version__
-from controller.settings import DEFAULTS, Limits
+from controller.settings import DEFAULTS, READ_ONLY_AWS, AWSSettings, Limits
 
 if TYPE_CHECKING:
     from controller.aws.clients import Clients
@@ -99,6 +99,7 @@ def _add_run(sub: SubParsers) -> None:
         help="retry 'Invalid principal' this long before reporting it "
         f"(default {DEFAULTS.aws.principal_window:g})",
     )
+    _add_budget_arguments(run_parser)
     run_parser.add_argument(
         "--standalone",
         action="store_true",
@@ -187,6 +188,77 @@ def _add_run(sub: SubParsers) -> None:
     run_parser.add_argument("--debug", action="store_true")
 
 
+def _add_budget_arguments(
+    parser: argparse.ArgumentParser, aws: AWSSettings = DEFAULTS.aws
+) -> None:
+    """The account-wide IAM call budget (AWSSettings.max_calls_per_second, docs/reliability.md);
+    `aws` gives the defaults (the operator's, or READ_ONLY_AWS for plan, snapshot, import)."""
+    parser.add_argument(
+        "--aws-max-calls-per-second",
+        type=_calls_per_second,
+        default=aws.max_calls_per_second,
+        metavar="N",
+        help="IAM calls per second in each AWS account, retries included, shared by all threads "
+        "(IAM's limits are per account and shared with everyone else who calls it; "
+        f"default {aws.max_calls_per_second:g}; 0 = unlimited)",
+    )
+    parser.add_argument(
+        "--aws-call-burst",
+        type=_call_burst,
+        default=aws.call_burst,
+        metavar="N",
+        help=f"IAM calls allowed at once before that rate applies (default {aws.call_burst})",
+    )
+
+
+def _aws_settings(args: argparse.Namespace) -> AWSSettings:
+    """A read-only command's AWS settings, with its budget flags."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    return replace(
+        READ_ONLY_AWS,
+        max_calls_per_second=args.aws_max_calls_per_second,
+        call_burst=args.aws_call_burst,
+    )
+
+
+def _calls_per_second(value: str) -> float:
+    try:
+        rate = float(value)
+    except ValueError:
+        rate = -1.0
+    if not (rate == 0 or 0.01 <= rate < float("inf")):
+        raise argparse.ArgumentTypeError(
+            f"must be 0 (unlimited) or a number of calls per second from 0.01, got {value!r}"
+        )
+    return rate
+
+
+def _call_burst(value: str) -> int:
+    try:
+        burst = int(value)
+    except ValueError:
+        burst = 0
+    if burst < 1:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number of calls, 1 or more, got {value!r}"
+        )
+    return burst
+
+
+def _queue_url(value: str) -> str:
+    # An SQS queue URL: https://sqs.<region>.amazonaws.com/<account>/<name> (http for a local
+    # endpoint); anything else fails at startup with this message, not at the first poll.
+    from controller.core.cloudtrail import queue_parts  # noqa: PLC0415
+
+    if value and queue_parts(value) is None:
+        raise argparse.ArgumentTypeError(
+            f"expected an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<queue>), "
+            f"got {value!r}"
+        )
+    return value  # "" (the default): no queue
+
+
 def limit_malloc_arenas(arenas: int = 2) -> bool:
     """Cap glibc's malloc arenas before any thread starts.
 
@@ -223,7 +295,11 @@ def run(args: argparse.Namespace) -> int:
         metrics.serve(args.metrics_port, args.metrics_address)
     config = rk_settings.Settings(
         drift=rk_settings.DriftSettings(interval=args.drift_interval),
-        aws=rk_settings.AWSSettings(principal_window=args.principal_window),
+        aws=rk_settings.AWSSettings(
+            principal_window=args.principal_window,
+            max_calls_per_second=args.aws_max_calls_per_second,
+            call_burst=args.aws_call_burst,
+        ),
         kopf=rk_settings.KopfSettings(workers=args.workers, peering_lifetime=args.peering_lifetime),
         limits=rk_settings.Limits(
             managed_policy_count=args.managed_policy_quota,
@@ -341,6 +417,7 @@ def _add_plan(sub: SubParsers) -> None:
     )
     _add_ignore_tags(parser)
     _add_guardrail_arguments(parser)
+    _add_budget_arguments(parser, READ_ONLY_AWS)
 
 
 def _add_ignore_tags(parser: argparse.ArgumentParser) -> None:
@@ -410,6 +487,7 @@ def _add_snapshot(sub: SubParsers) -> None:
         help="save the account's IAM roles and users for `plan --snapshot` (read-only)",
     )
     parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    _add_budget_arguments(parser, READ_ONLY_AWS)
 
 
 def _add_import(sub: SubParsers) -> None:
@@ -458,6 +536,7 @@ def _add_import(sub: SubParsers) -> None:
     parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     _add_ignore_tags(parser)
     _add_accounts_argument(parser)
+    _add_budget_arguments(parser, READ_ONLY_AWS)
 
 
 def import_command(args: argparse.Namespace) -> int:
@@ -479,7 +558,7 @@ def import_command(args: argparse.Namespace) -> int:
                 snapshot, _, taken, _ = _load_snapshot(args.snapshot)
                 print(f"note: reading the snapshot {args.snapshot} ({taken})", file=sys.stderr)
             else:
-                clients = _account_clients(args.accounts, args.namespace)
+                clients = _account_clients(args.accounts, args.namespace, _aws_settings(args))
                 aws.read_only(clients.iam)
                 snapshot = account.take(clients.iam, names=None)
         others = ForeignTags(tuple(dict.fromkeys(args.ignore_tags)))
@@ -580,7 +659,7 @@ def snapshot_command(args: argparse.Namespace) -> int:
 
     try:
         with _aws_errors():
-            clients = aws.connect()
+            clients = aws.connect(settings=_aws_settings(args))
             aws.read_only(clients.iam)
             snapshot = account.take(clients.iam, names=None)  # any policy may be planned later
     except _AWSUnavailable as exc:
@@ -626,7 +705,7 @@ def _world(args: argparse.Namespace, found: Input) -> World:
             raise _AWSUnavailable(str(exc)) from exc
         print(f"note: planning against the snapshot {args.snapshot} ({taken})", file=sys.stderr)
         return World(snapshot=snapshot, partition=partition, account_id=account_id)
-    clients = aws.connect()
+    clients = aws.connect(settings=_aws_settings(args))
     aws.read_only(clients.iam)
     # Prunes need every entity's owner tag, which only the account listing gives.
     if args.prune_scope or len(found.manifests) > SNAPSHOT_THRESHOLD:
@@ -688,7 +767,9 @@ def _add_guardrails(found: Input, paths: Sequence[str]) -> None:
     found.problems.extend(extra.problems)
 
 
-def _account_clients(paths: Sequence[str], namespace: str) -> Clients:
+def _account_clients(
+    paths: Sequence[str], namespace: str, settings: AWSSettings = READ_ONLY_AWS
+) -> Clients:
     """Clients of the AWS account `namespace` uses: its IAMAccount's role (from `paths`), or
     the caller's own credentials when none serves it."""
     from controller.aws import accounts, clients  # noqa: PLC0415
@@ -705,13 +786,13 @@ def _account_clients(paths: Sequence[str], namespace: str) -> Clients:
     if choice.problem:
         raise _AWSUnavailable(choice.problem)
     if choice.account is None:
-        return clients.connect()
+        return clients.connect(settings=settings)
     print(
         f"note: namespace {namespace} uses IAMAccount {choice.account.name} "
         f"({choice.account.account_id}): assuming {choice.account.role_arn}",
         file=sys.stderr,
     )
-    return accounts.from_environment().clients(choice.account)
+    return accounts.from_environment(settings).clients(choice.account)
 
 
 def _plan_accounts(args: argparse.Namespace, found: Input) -> Review:
@@ -767,7 +848,7 @@ def _plan_accounts(args: argparse.Namespace, found: Input) -> Review:
             else:
                 from controller.kinds import snapshot as entities  # noqa: PLC0415
 
-                session = session or accounts.from_environment()
+                session = session or accounts.from_environment(_aws_settings(args))
                 clients = session.clients(account)
                 aws.read_only(clients.iam)
                 taken = None

@@ -33,6 +33,25 @@ class AWSSettings:
     principal_window: float = 120.0
     """Seconds an "Invalid principal in policy" is treated as IAM's eventual consistency (a
     principal created a moment ago) and retried, before it is reported as an error."""
+    max_calls_per_second: float = 10.0
+    """Rolekeeper's budget of IAM calls per second in each AWS account, every attempt (retries
+    included) of every worker counted; 0 = unlimited. IAM's own limits are per account, global
+    (all regions), shared with everyone who calls IAM there (console, CI, other controllers,
+    AWS services acting for the account), cannot be raised, and are not published: AWS only
+    says IAM throttles with token buckets refilled each second, several per API. The one IAM
+    throttle AWS documents, the account access API, is 20 calls/s for all callers together,
+    and ELB's published read bucket refills 10/s. So the default takes 10/s: what one busy
+    operator may spend while leaving the rest to everyone else. An operator in sync spends
+    almost nothing (one snapshot per interval); the budget bites on bursts — creating 1,000
+    objects (about 5 calls each) takes at least 8 minutes at 10/s, and a few hundred objects
+    failing and retrying cannot crowd out the account's other users. Raise it for a large
+    first import into an account you own; lower it when several clusters share one account
+    (each operator has its own budget). Waiting calls are served in arrival order
+    (`controller.core.budget`); `rolekeeper_aws_budget_*` metrics show the waits."""
+    call_burst: int = 20
+    """Calls a quiet operator may make at once before the budget's rate applies (the bucket's
+    size): a few objects' reconciles, or a 2,000-entity snapshot's pages, without waiting."""
+
 
 
 @dataclass(frozen=True)
@@ -113,3 +132,9 @@ class Settings:
 
 
 DEFAULTS = Settings()
+
+READ_ONLY_AWS = AWSSettings(max_calls_per_second=0.0)
+"""How `rolekeeper plan`, `snapshot` and `import` talk to AWS: like the operator, but with no
+call budget unless `--aws-max-calls-per-second` is given. They make one call at a time and end
+in seconds, so their rate is bounded by IAM's latency; and a budget is per process, so it could
+not pace many CI jobs anyway. Budgeted at the operator's default, plans took 2-4x as long."""

@@ -19,6 +19,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ConnectionError, HTTPClientError
 
+from controller.aws.budget import BUDGETS, Budget, Budgets
 from controller.core.errors import is_transient
 from controller.settings import DEFAULTS, AWSSettings
 
@@ -67,6 +68,7 @@ class Clients:
     partition: str
     counter: CallCounter
     caller_arn: str = ""  # who Rolekeeper is in AWS (sts:GetCallerIdentity)
+    budget: Budget | None = None  # the account's IAM call budget every attempt spends (None: 0)
 
 
 def client_config(settings: AWSSettings = DEFAULTS.aws) -> Config:
@@ -82,9 +84,14 @@ def client_config(settings: AWSSettings = DEFAULTS.aws) -> Config:
 
 
 def connect(
-    session: boto3.session.Session | None = None, settings: AWSSettings = DEFAULTS.aws
+    session: boto3.session.Session | None = None,
+    settings: AWSSettings = DEFAULTS.aws,
+    budgets: Budgets = BUDGETS,
 ) -> Clients:
-    """Build IAM/STS clients from the standard chain and resolve the account id and partition."""
+    """Build IAM/STS clients from the standard chain and resolve the account id and partition.
+
+    The IAM client spends the account's budget (`settings.max_calls_per_second`), shared with
+    every other client of the same account drawn from `budgets`."""
     session = session or boto3.session.Session()
     region = session.region_name or "us-east-1"  # IAM is global; STS needs some region
     config = client_config(settings)
@@ -99,12 +106,16 @@ def connect(
     arn = identity["Arn"]
     counter = CallCounter()
     count_calls(iam, counter)
+    budget = budgets.get(identity["Account"], settings)
+    if budget is not None:
+        budget.attach(iam)
     return Clients(
         iam=iam,
         account_id=identity["Account"],
         partition=arn.split(":")[1] if arn.startswith("arn:") else "aws",
         counter=counter,
         caller_arn=arn,
+        budget=budget,
     )
 
 

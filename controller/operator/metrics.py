@@ -7,7 +7,13 @@ series count does not grow with the number of managed objects.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from controller.aws import budget
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -63,6 +69,56 @@ OUT_OF_SYNC = Gauge(
     ["kind"],
     registry=REGISTRY,
 )
+
+
+class BudgetCollector(Collector):
+    """The account-wide IAM call budgets (`controller.aws.budget`), read at scrape time, by
+    AWS account id (one series per account the operator uses: bounded by the IAMAccounts)."""
+
+    def __init__(self, stats: Callable[[], list[budget.BudgetStats]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        waited = CounterMetricFamily(
+            "rolekeeper_aws_budget_wait_seconds",
+            "Seconds IAM call attempts spent waiting for the account's call budget "
+            "(--aws-max-calls-per-second), summed; its rate is the mean number of waiting calls.",
+            labels=["account"],
+        )
+        waits = CounterMetricFamily(
+            "rolekeeper_aws_budget_waits",
+            "IAM call attempts that had to wait for the account's call budget.",
+            labels=["account"],
+        )
+        waiting = GaugeMetricFamily(
+            "rolekeeper_aws_budget_waiting_calls",
+            "IAM call attempts waiting for the account's call budget right now.",
+            labels=["account"],
+        )
+        tokens = GaugeMetricFamily(
+            "rolekeeper_aws_budget_tokens",
+            "Calls the account's budget allows at once right now (at most --aws-call-burst; "
+            "negative: slots already promised to waiting calls).",
+            labels=["account"],
+        )
+        rate = GaugeMetricFamily(
+            "rolekeeper_aws_budget_calls_per_second",
+            "The account's IAM call budget (--aws-max-calls-per-second); no series: unlimited.",
+            labels=["account"],
+        )
+        by_account: dict[str, list[budget.BudgetStats]] = {}
+        for found in self._stats():
+            by_account.setdefault(found.account_id, []).append(found)
+        for account, found_all in sorted(by_account.items()):
+            waited.add_metric([account], sum(s.waited_seconds for s in found_all))
+            waits.add_metric([account], sum(s.waits for s in found_all))
+            waiting.add_metric([account], sum(s.waiting for s in found_all))
+            tokens.add_metric([account], min(s.tokens for s in found_all))
+            rate.add_metric([account], min(s.rate for s in found_all))
+        yield from (waited, waits, waiting, tokens, rate)
+
+
+REGISTRY.register(BudgetCollector(budget.BUDGETS.stats))
 
 
 def record_aws_call(operation: str, code: str) -> None:

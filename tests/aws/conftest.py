@@ -12,7 +12,12 @@ import boto3
 import pytest
 
 from controller.aws import clients as aws
+from controller.settings import AWSSettings
 from tests.harness import moto
+
+# The tier tests what reconciles do, not how fast: the account-wide call budget (its own tests
+# are tests/aws/test_budget.py) would make it several times slower for nothing.
+UNBUDGETED = AWSSettings(max_calls_per_second=0)
 
 _names = itertools.count()
 
@@ -36,7 +41,7 @@ def moto_server() -> Iterator[moto.MotoServer]:
 @pytest.fixture
 def clients(moto_server: moto.MotoServer) -> aws.Clients:
     """Fresh clients (and a fresh call counter) per test."""
-    return aws.connect(boto3.session.Session())
+    return aws.connect(boto3.session.Session(), UNBUDGETED)
 
 
 @pytest.fixture
@@ -68,4 +73,6 @@ def own_account(moto_server: moto.MotoServer, monkeypatch: pytest.MonkeyPatch) -
         for key, value in server.env.items():
             monkeypatch.setenv(key, value)
         session = boto3.session.Session()
-        yield Account(aws.connect(session), session.client("iam", region_name="us-east-1"))
+        yield Account(
+            aws.connect(session, UNBUDGETED), session.client("iam", region_name="us-east-1")
+        )
