@@ -64,6 +64,7 @@ __all__ = [
     "parse_guardrail",
     "parse_selector",
     "selects",
+    "service_accounts_allowed",
 ]
 
 GROUP = "iam.rolekeeper.dev"
@@ -119,6 +120,7 @@ class Rule(StrEnum):
     TRUST_SAML = "roles.trust.samlProviders"
     TRUST_WILDCARD = "roles.trust.wildcardPrincipalRequires"
     TRUST_FOREIGN = "roles.trust.foreignAccountsRequire"
+    SERVICE_ACCOUNT_NAMESPACES = "roles.serviceAccounts.namespaces"
     USERS_ALLOWED = "users.allowed"
     USER_GROUPS = "users.groups"
     USER_ACCESS_KEYS = "users.accessKeys"
@@ -184,6 +186,9 @@ class RoleRules:
     names: NameRules = NameRules()
     max_session_duration: int | None = None
     trust: TrustRules | None = None
+    # Namespaces (globs with {namespace}) whose ServiceAccounts spec.serviceAccounts may name.
+    # None: the operator's default, the role's own namespace only (`service_accounts_allowed`).
+    service_account_namespaces: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -462,9 +467,21 @@ def _names(read: _Reader, value: Any, path: str) -> NameRules:
 
 
 def _roles(read: _Reader, value: Any, path: str) -> RoleRules:
-    spec = read.mapping(value, path, (*_NAME_KEYS, "maxSessionDuration", "trust"))
+    spec = read.mapping(
+        value, path, (*_NAME_KEYS, "maxSessionDuration", "trust", "serviceAccounts")
+    )
     trust = spec.get("trust")
+    where = f"{path}.serviceAccounts"
+    accounts = read.mapping(spec.get("serviceAccounts"), where, ("namespaces",))
+    if "serviceAccounts" in spec and "namespaces" not in accounts:
+        read.fail(f"{where}.namespaces", "is required ([] allows none)")
+    namespaces = accounts.get("namespaces")
+    if namespaces == []:
+        namespaces_rule: tuple[str, ...] | None = ()  # no ServiceAccount at all
+    else:
+        namespaces_rule = read.strings(namespaces, f"{where}.namespaces")
     return RoleRules(
+        service_account_namespaces=namespaces_rule,
         names=_names(read, {k: spec[k] for k in _NAME_KEYS if k in spec}, path),
         max_session_duration=read.integer(
             spec.get("maxSessionDuration"), f"{path}.maxSessionDuration", MIN_SESSION, MAX_SESSION
@@ -688,6 +705,7 @@ def evaluate(
     adoption = adoption_allowed(guardrails, view, namespace_labels)
     if adoption is not None:
         denied.append(adoption)
+    denied.extend(service_accounts_allowed(guardrails, view, namespace_labels))
     return Evaluation(tuple(denied), tuple(warned))
 
 
@@ -710,6 +728,8 @@ def _findings(g: Guardrail, c: _Context) -> Iterator[_Finding]:
         yield from _check_session(g.roles, c)
     if g.roles.trust is not None and c.view.trust_policy is not None:
         yield from _check_trust(g.roles.trust, c)
+    if g.roles.service_account_namespaces is not None:
+        yield from _check_service_accounts(g.roles.service_account_namespaces, c)
     if c.info.section == "users":
         yield from _check_user(g.users, c)
     yield from _check_limits(g.limits, c)
@@ -1058,6 +1078,52 @@ def _check_federated(
                 Rule.TRUST_OIDC, path.rsplit(".Principal", 1)[0] + ".Condition",
                 f"subject {subject!r} is not allowed; allowed subjects: {shown}",
             )
+
+
+# --- ServiceAccounts (IRSA, EKS Pod Identity) ------------------------------------------
+
+
+def _check_service_accounts(patterns: tuple[str, ...], c: _Context) -> Iterator[_Finding]:
+    ns = c.view.namespace
+    for index, (namespace, name) in enumerate(c.view.service_accounts):
+        if not any(matching.name_matches(p, namespace, ns) for p in patterns):
+            yield _Finding(
+                Rule.SERVICE_ACCOUNT_NAMESPACES, f"spec.serviceAccounts[{index}]",
+                f"ServiceAccount {namespace}/{name} is in a namespace roles may not trust; "
+                f"allowed namespaces: {_listed(patterns, ns) or 'none'}",
+            )
+
+
+def service_accounts_allowed(
+    guardrails: Sequence[Guardrail], view: EntityView, namespace_labels: Mapping[str, str]
+) -> list[Violation]:
+    """Why ServiceAccounts of *other* namespaces may not be trusted ([] when they may).
+
+    The operator's default, like adoption: a role trusts ServiceAccounts of its own namespace
+    only, because the operator also annotates them, and a tenant must not hand its role to
+    (or change the pods of) another namespace. A guardrail selecting the role's namespace that
+    lists the other namespace under `roles.serviceAccounts.namespaces` allows it; one such
+    guardrail suffices. Refused whatever the guardrails' enforcement.
+    """
+    selecting = [g for g in guardrails if selects(g, namespace_labels)]
+    ns = view.namespace
+    found = []
+    for index, (namespace, name) in enumerate(view.service_accounts):
+        if namespace == ns or any(
+            matching.name_matches(p, namespace, ns)
+            for g in selecting
+            for p in g.roles.service_account_namespaces or ()
+        ):
+            continue
+        detail = (
+            f"ServiceAccount {namespace}/{name} is in another namespace; a role trusts "
+            f"ServiceAccounts of its own namespace ({ns!r}) unless an IAMGuardrail selecting "
+            f"it lists {namespace!r} under {Rule.SERVICE_ACCOUNT_NAMESPACES}"
+        )
+        where = f"spec.serviceAccounts[{index}]"
+        finding = _Finding(Rule.SERVICE_ACCOUNT_NAMESPACES, where, detail)
+        found.append(_violation("", Enforcement.DENY, finding, view))
+    return found
 
 
 # --- adoption --------------------------------------------------------------------------

@@ -30,4 +30,6 @@ class EntityView:
     groups: frozenset[str] = frozenset()  # users only
     access_keys: bool = False  # a user whose spec asks Rolekeeper for access keys
     adopt: bool = False
+    # roles only: spec.serviceAccounts as (namespace, name), namespaces defaulted, sorted
+    service_accounts: tuple[tuple[str, str], ...] = ()
     observe_only: bool = False  # managementPolicy: Observe (never writes)

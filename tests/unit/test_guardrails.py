@@ -659,6 +659,7 @@ def test_crd_fields_are_exactly_what_the_parser_reads() -> None:
         **TENANTS_SPEC,
         "namespaceSelector": {"matchLabels": {},  # a map: its keys are not fields
                               "matchExpressions": [{"key": "a", "operator": "In", "values": ["b"]}]},
+        "roles": {**TENANTS_SPEC["roles"], "serviceAccounts": {"namespaces": ["{namespace}"]}},
         "users": {**TENANTS_SPEC["users"], "allowed": True},
         "limits": {**TENANTS_SPEC["limits"], "policies": 3},
         "adoption": {kind: {"names": ["x-*"], "paths": ["/legacy/"]} for kind in ("roles", "users", "policies")},
