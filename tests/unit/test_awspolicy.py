@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from controller.core import policy
-from controller.core.awspolicy import MANAGED_POLICY_MAX_SIZE, operator_policy, problems
+from controller.core.awspolicy import MANAGED_POLICY_MAX_SIZE, operator_policy, problems, queue_arn
 from controller.core.guardrails import Guardrail, parse_guardrail
 
 DOC_POLICY: dict[str, Any] = json.loads(
@@ -256,8 +256,6 @@ def test_problems_reports_an_oversize_policy() -> None:
 
 
 def test_event_queues_are_granted_only_when_configured() -> None:
-    from controller.core.awspolicy import queue_arn  # noqa: PLC0415
-
     assert not any("sqs:" in json.dumps(s) for s in operator_policy([])["Statement"])
     queue = queue_arn("https://sqs.us-east-1.amazonaws.com/123456789012/rolekeeper-iam-events")
     dead = queue_arn("https://sqs.cn-north-1.amazonaws.com.cn/123456789012/dlq", "aws-cn")
