@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv test test-unit test-aws test-e2e lint demo bench envtest-bin kstatus-bin helm-bin chart-crds clean
+.PHONY: help venv test test-unit test-aws test-e2e lint demo bench envtest-bin kstatus-bin helm-bin chart-crds dist clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -56,6 +56,9 @@ demo: venv  ## the main job end to end: control plane, AWS endpoint, operator, e
 
 bench: venv envtest-bin  ## benchmarks; prints a table and writes bench/results/latest.json
 	$(BIN)/python -m bench.run
+
+dist:  ## sdist and wheel into dist/, built with the hash-locked setuptools (docs/plan.md: publishing)
+	bash ci/build-dist.sh dist
 
 clean:  ## remove the venv and caches in the checkout (not ~/.cache/rolekeeper)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

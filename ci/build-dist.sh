@@ -18,8 +18,9 @@ python=${PYTHON:-python3}
 work=$(mktemp -d "${TMPDIR:-/tmp}/rolekeeper-dist.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-# Timestamps inside the archives: the last commit's time when in a git checkout (reproducible
-# builds), else 1980-01-01 (the earliest a zip can hold).
+# Timestamps inside the wheel: the last commit's time when in a git checkout, else 1980-01-01
+# (the earliest a zip can hold), so the same tree gives a byte-identical wheel. The sdist is
+# not reproducible: setuptools stamps the files it generates (PKG-INFO …) with the build time.
 if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
   SOURCE_DATE_EPOCH=$(git -C "$root" log -1 --format=%ct 2>/dev/null || echo 315532800)
   export SOURCE_DATE_EPOCH

@@ -78,7 +78,7 @@ def test_the_action_runs_only_the_script_with_inputs_as_environment() -> None:
         commands.append(match.group(1))
         assert "${{" not in step["run"]  # expressions only in env: no injection into the shell
         for name in step.get("env", {}):
-            assert name.startswith("RK_") and name in _script_reads(), name
+            assert name.startswith("RK_") and re.search(rf"\b{name}\b", _script_reads()), name
     assert commands == ["install", "plan", "comment", "lint", "verdict"]
 
 
@@ -127,7 +127,7 @@ def test_gitlab_template_fetches_a_pinned_commit_and_runs_the_same_commands() ->
         own_lines = "\n".join([*job["before_script"], *job["script"]])
         for variable in job["variables"]:
             assert variable.startswith(("RK_", "AWS_")), variable
-            read = variable in _script_reads() or f'"${variable}"' in own_lines
+            read = re.search(rf"\b{variable}\b", _script_reads()) or f'"${variable}"' in own_lines
             assert not variable.startswith("RK_") or read, f"{variable} is read by nothing"
     assert set(commands) | {"install"} == COMMANDS | {"comment"}
     # Only the plan job holds an AWS identity; lint is offline.
