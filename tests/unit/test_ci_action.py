@@ -63,6 +63,20 @@ def test_every_action_is_pinned_by_commit_with_its_tag() -> None:
         )
 
 
+def test_docs_workflows_pin_every_action() -> None:
+    text = (ROOT / "docs" / "plan.md").read_text()
+    lines = _uses_lines(text)
+    assert len(lines) >= 10, "docs/plan.md shows the workflows"
+    pins = {}
+    for line in [*lines, *_uses_lines(cirun.ACTION.read_text())]:
+        ref = line.split("uses:")[1].split("#")[0].strip()
+        assert PINNED.match(ref) or ref == OWN_PLACEHOLDER, line
+        assert re.search(r"#\s*v\d+\.\d+\.\d+", line), line
+        name, _, sha = ref.partition("@")
+        assert pins.setdefault(name, sha) == sha, f"{name} pinned to two commits"
+    assert "YOUR-ORG/rolekeeper" not in text  # the old placeholder install line
+
+
 def test_the_action_runs_only_the_script_with_inputs_as_environment() -> None:
     action = cirun.load_action()
     assert action["runs"]["using"] == "composite"
