@@ -5,7 +5,7 @@ Environment knobs (defaults in brackets):
   BENCH_DRIFT_INTERVAL   the operator's --drift-interval during the run, seconds [20]
   BENCH_WORKERS          the operator's --workers, also the baseline's thread count [16]
   BENCH_IDLE_INTERVALS   drift intervals observed for the no-drift / idle figures [3]
-  BENCH_DRIFT_SAMPLES    least number of out-of-band changes timed per size [5]
+  BENCH_DRIFT_SAMPLES    least number of out-of-band changes timed per size [8]
   BENCH_THROUGHPUT_CALLS GetRole calls per moto throughput probe [500]
   BENCH_ADMISSION_REQUESTS AdmissionReview POSTs to the webhook, 10 KB policy (0: skip) [200]
   BENCH_OUTPUT           JSON results [bench/results/latest.json]
@@ -72,7 +72,7 @@ class Settings:
     drift_interval: float = 20.0
     workers: int = 16
     idle_intervals: int = 3
-    drift_samples: int = 5
+    drift_samples: int = 8
     throughput_calls: int = 500
     admission_requests: int = 200
     output: Path = REPO / "bench" / "results" / "latest.json"
@@ -454,7 +454,8 @@ def measure_drift(rig: Rig, size: int, names: list[str]) -> dict[str, Any]:
     """
     interval = rig.settings.drift_interval
     per_sweep = max(1, round(size / 100))
-    samples = min(size, max(per_sweep, rig.settings.drift_samples))
+    # At least two sweeps' worth, so p95 is not merely the largest of a handful.
+    samples = min(size, max(2 * per_sweep, rig.settings.drift_samples))
     span = math.ceil(samples / per_sweep) * interval
     targets = [names[i * size // samples] for i in range(samples)]
     due = {name: i * span / samples for i, name in enumerate(targets)}

@@ -307,7 +307,7 @@ def run(args: argparse.Namespace) -> int:
         ),
         cluster_id=args.cluster_id,
     )
-    handlers.register(config.drift.interval)
+    handlers.register()
     settings = kopf.OperatorSettings()
     settings.peering.lifetime = config.kopf.peering_lifetime
     if args.webhook_port:

@@ -1,11 +1,11 @@
 """Drift sweeps: one shared account snapshot per interval instead of N per-object reads.
 
-Every managed object's drift timer asks the `Sweeper` what AWS holds for its entity. The first
-asker of an interval takes the snapshot (under a lock); everyone else compares against it in
-memory. Objects whose snapshot entry matches the spec cost no call at all; only those that differ
-are re-read and fixed. When the operator manages few entities in a large account, reading each
-entity is cheaper than paging through the account, and the sweeper says so (`None`), letting the
-caller read its own entity.
+The operator's sweep of an account calls `refresh` once per interval and compares every managed
+object against the snapshot in memory (`operator.drift`). Objects whose snapshot entry matches
+the spec cost no call at all; only those that differ are re-read and fixed. Objects resuming
+after a restart `lookup` the same snapshot (the first asker takes it, under a lock). When the
+operator manages few entities in a large account, reading each entity is cheaper than paging
+through the account, and the sweeper says so (`None`), letting the caller read its own entity.
 """
 
 from __future__ import annotations
@@ -74,16 +74,26 @@ class Sweeper:
             return False, None
         return True, snapshot.find(desired)
 
+    async def refresh(self) -> AccountSnapshot | None:
+        """This interval's snapshot, taken now (the sweep's tick), or None in per-entity mode."""
+        return await self._current(force=True)
+
+    def find(self, desired: Desired) -> tuple[bool, Entity | None]:
+        """What the current snapshot holds for `desired` (as `lookup`, without taking one)."""
+        if self._snapshot is None or not self._use_snapshot:
+            return False, None
+        return True, self._snapshot.find(desired)
+
     def estimated_calls(self, snapshot: AccountSnapshot) -> tuple[int, int]:
         """(snapshot calls, per-entity calls) for one sweep, using real AWS's page size."""
         return snapshot.real_aws_pages(), READS_PER_ENTITY * len(self.managed)
 
-    async def _current(self) -> AccountSnapshot | None:
-        # Refresh a little before the interval ends, so timers firing on schedule see a new one.
-        if self.snapshot_age < self._interval * 0.9:
+    async def _current(self, force: bool = False) -> AccountSnapshot | None:
+        # A little younger than the interval counts as current: the sweep's own tick refreshes.
+        if not force and self.snapshot_age < self._interval * 0.9:
             return self._snapshot if self._use_snapshot else None
         async with self._lock:
-            if self.snapshot_age < self._interval * 0.9:  # another timer refreshed it meanwhile
+            if not force and self.snapshot_age < self._interval * 0.9:  # refreshed meanwhile
                 return self._snapshot if self._use_snapshot else None
             if self._snapshot is not None and not self._use_snapshot:
                 self._skipped += 1

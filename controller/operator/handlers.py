@@ -21,7 +21,9 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import random
+import socket
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,14 +54,15 @@ from controller.core.findings import (
 )
 from controller.core.status import Reason, Verdict
 from controller.engine import references
-from controller.engine.reconcile import Outcome, finalize, reconcile
+from controller.engine.reconcile import Outcome, Verb, finalize, observe_and_decide, reconcile
 from controller.engine.references import KnownToExist
 from controller.engine.sweep import RESAMPLE_EVERY, Sweeper
 from controller.kinds import registry, snapshot
 from controller.kinds.base import Desired, Entity, ObjectRef
 from controller.kinds.registry import GROUP, VERSION
-from controller.operator import metrics, platform
+from controller.operator import kube, login, metrics, platform
 from controller.operator import secrets as access_keys
+from controller.operator.drift import Drift, Why
 from controller.settings import Settings
 
 # Chosen once, never to change: renaming them would orphan finalizers and progress on upgrade.
@@ -119,6 +122,46 @@ class Runtime:
     routes: dict[str, str] = field(default_factory=dict)  # uid -> key of the account it is in
     knowns: dict[str, KnownToExist] = field(default_factory=dict)
     policy_tags: dict[str, PolicyTags] = field(default_factory=dict)  # per account, as `tags`
+    # The drift sweeps and check queue (started by the first handler, in Kopf's context), the
+    # live Kopf indices they read outside handlers, and the objects whose account could not be
+    # used (in no sweeper: the own account's sweep retries them each interval).
+    drift: Drift | None = None
+    indices: Mapping[str, Any] = field(default_factory=dict)
+    unplaced: set[str] = field(default_factory=set)
+
+    def begin(self, indices: Mapping[str, Any]) -> None:
+        """Start the drift sweeps, once, from a handler: their tasks inherit Kopf's context
+        (the Event poster), and the indices are Kopf's live views."""
+        if self.drift is not None:
+            return
+        self.indices = indices
+        self.drift = Drift(
+            self.settings.drift.interval,
+            self.settings.kopf.workers,
+            functools.partial(check, self),
+            functools.partial(needs_check, self),
+            lambda: set(self.unplaced),
+        )
+        self.drift.watch("", self.sweeper)
+        for key, sweeper in self.sweepers.items():
+            self.drift.watch(key, sweeper)
+
+    def request_check(self, account_id: str, kind: str, aws_name: str, why: str) -> int:
+        """Queue an immediate check of the managed objects of `kind` named `aws_name` in AWS
+        account `account_id` (a CloudTrail event said it changed); how many were queued."""
+        if self.drift is None:
+            return 0
+        queued = 0
+        accounts = [("", self.sweeper), *self.sweepers.items()]
+        for key, sweeper in accounts:
+            clients = self.account_clients.get(key) if key else self.clients
+            if clients is None or clients.account_id != account_id:
+                continue
+            for uid, desired in list(sweeper.managed.items()):
+                if desired.ref.kind == kind and desired.aws_name == aws_name:
+                    log.info("%s: %s; checking now", desired.ref.owner, why)
+                    queued += int(self.drift.request(uid, Why.EVENT))
+        return queued
 
     def sweeper_for(self, uid: str, key: str) -> Sweeper:
         """The Sweeper of account `key`, with `uid` routed to it (and out of any other)."""
@@ -133,6 +176,8 @@ class Runtime:
             found = self.sweepers[key] = Sweeper(
                 functools.partial(self._take_snapshot, key), self.settings.drift.interval
             )
+            if self.drift is not None:
+                self.drift.watch(key, found)
         return found
 
     def unroute(self, uid: str) -> None:
@@ -217,27 +262,42 @@ class Runtime:
 # --- lifecycle --------------------------------------------------------------------------------
 
 
-class DigestDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
-    """Kopf's diff base (the last handled essence) kept as its SHA-256, about 90 bytes.
+class DigestDiffBaseStorage(kopf.StatusDiffBaseStorage):
+    """Kopf's diff base (the last handled essence) kept as its SHA-256 in status, beside the
+    status the handler writes, so both go in one Kubernetes write.
 
-    Kopf stores a full copy of spec, labels and annotations in an annotation. All annotations
-    of an object share 262,144 bytes, so for a spec near that size the API server refused
-    the patch (422) and the status written with it was lost: no Ready condition. The
-    handlers never read `old`/`new`/`diff`; Kopf only needs to tell whether the essence
-    changed, which the digests do. The essence is hashed as Kopf compares it (without this
-    operator's own annotations: progress, markers, the diff base). A full essence stored by
-    an older version is hashed when read, so an unchanged object resumes as before; the next
-    stored base replaces it with a digest.
+    Kopf stores a full copy of spec, labels and annotations, by default in an annotation. That
+    cost a second write per handled change (the object, then its status subresource), and all
+    annotations of an object share 262,144 bytes, so for a spec near that size the API server
+    refused the patch (422) and the status written with it was lost. The handlers never read
+    `old`/`new`/`diff`; Kopf only needs to tell whether the essence changed, which the digests
+    do. The essence is hashed as Kopf compares it (without this operator's own annotations:
+    progress, markers, the old diff base). An object last handled by an older version has its
+    base in the annotation (`legacy`, a full essence or a digest): it is read from there, so
+    an unchanged object resumes as before; the next stored base goes to status.
     """
+
+    def __init__(self, prefix: str, legacy: str) -> None:
+        super().__init__(field="status.lastHandledConfiguration")
+        self.prefix = prefix
+        self.legacy = f"{prefix}/{legacy}"
 
     def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
         return self._digest(super().build(body=body, extra_fields=extra_fields))
 
     def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
         found = super().fetch(body=body)
-        if found is None or set(found) == {"sha256"}:
+        if found is None:  # handled by a version that kept the base in an annotation
+            stored = (body.metadata.annotations or {}).get(self.legacy)
+            if stored is None:
+                return None
+            try:
+                found = cast(kopf.BodyEssence, json.loads(stored))
+            except ValueError:
+                return None  # unreadable: handled as never handled, i.e. reconciled again
+        if set(found) == {"sha256"}:
             return found
-        return self._digest(found)  # stored by a version before this storage
+        return self._digest(found)
 
     def _digest(self, essence: kopf.BodyEssence) -> kopf.BodyEssence:
         kept: dict[str, Any] = dict(essence)
@@ -268,11 +328,15 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix=ANNOTATION_PREFIX
     )
-    # A digest, not a copy of the spec: see DigestDiffBaseStorage (same annotation key, so an
-    # object handled by an older version resumes without a reconcile it does not need).
+    # A digest in status, not a copy of the spec in an annotation: see DigestDiffBaseStorage
+    # (an object handled by an older version is read from the old annotation and resumes
+    # without a reconcile it does not need).
     settings.persistence.diffbase_storage = DigestDiffBaseStorage(
-        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+        prefix=ANNOTATION_PREFIX, legacy="last-handled-configuration"
     )
+    # Events say who reported them: "rolekeeper", not Kopf's default "kopf".
+    settings.posting.reporting_component = "rolekeeper"
+    settings.posting.reporting_instance = os.environ.get("POD_NAME") or socket.gethostname()
     # Only our own explicit change events and warnings become Kubernetes Events.
     settings.posting.level = logging.WARNING
     settings.execution.max_workers = tuning.workers
@@ -320,6 +384,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime | None = getattr(memo, "runtime", None)
     if runtime is not None:
+        if runtime.drift is not None:
+            await runtime.drift.stop()
         runtime.executor.shutdown(wait=False, cancel_futures=True)
 
 
@@ -337,6 +403,7 @@ async def on_change(
     **indices: Any,
 ) -> None:
     rt: Runtime = memo.runtime
+    rt.begin(indices)
     uid = str(body.metadata.uid)
     async with rt.lock(uid):
         prepared = await _prepare(rt, body, status, patch, "change", indices)
@@ -380,47 +447,145 @@ async def _prepare(
     desired = _parse_or_report(rt, body, status, patch, trigger, indices)
     if desired is None:
         return None
+    uid = str(body.metadata.uid)
     target = await _account(rt, body, status, patch, trigger, indices)
     if target is None:
+        # Out of its account's sweep (no snapshot of an account nothing can use), retried by
+        # the operator's own sweep each interval: the account may come back.
+        rt.unroute(uid)
+        rt.unplaced.add(uid)
         return None
+    rt.unplaced.discard(uid)
     key, clients = target
-    return desired, key, clients, rt.sweeper_for(str(body.metadata.uid), key)
+    return desired, key, clients, rt.sweeper_for(uid, key)
 
 
-async def drift_check(
-    body: kopf.Body, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo, **indices: Any
-) -> None:
-    rt: Runtime = memo.runtime
-    uid = str(body.metadata.uid)
-    if status.get("observedGeneration") != body.meta.get("generation"):
-        return  # a spec change is still being handled; it will reconcile anyway
+def needs_check(rt: Runtime, key: str, uid: str, sweeper: Sweeper) -> Why | None:
+    """Whether the sweep must check `uid` now, decided in memory from the account's fresh
+    snapshot: the same decision a check would make (guardrails, ownership, the calls that would
+    make AWS match), so an object in sync costs no call, no thread and no Kubernetes write."""
+    body = platform.body(rt.indices, uid)
+    desired = sweeper.managed.get(uid)
+    if body is None or desired is None:
+        sweeper.forget(uid)  # deleted: its finalizer ran, or it vanished while we were away
+        return None
+    state = body.get("status") or {}
+    if body.metadata.deletion_timestamp or state.get("observedGeneration") != body.meta.get(
+        "generation"
+    ):
+        return None  # a spec change or a delete is being handled; it reconciles anyway
+    ready = _ready(state)
+    if ready is None or ready[0] != Reason.SYNCED:
+        return Why.RETRY  # not in sync: retried each interval (what it waits for may be back)
+    if desired.access_key is not None:
+        return Why.REFRESH  # its key's rotation and grace period run on the clock
+    judged = rt.judged.get(uid)
+    suppressions = str((body.metadata.annotations or {}).get(SUPPRESS_ANNOTATION, ""))
+    if judged is not None and judged[0][1] != suppressions:
+        return Why.RETRY  # findings suppressed or unsuppressed (not a spec change for Kopf)
+    found, observed = sweeper.find(desired)
+    if not found:
+        return Why.RETRY  # per-entity mode: the check reads its own entity
+    if sweeper.predates_reconcile(uid):
+        return None  # taken before this object's own reconcile finished: shows nothing newer
+    resolved, missing = references.resolve(
+        desired, lambda ref: platform.policy_arn(rt.indices, ref, desired.ref.namespace)
+    )
+    if missing or desired.observe_only:
+        return Why.RETRY
+    clients = rt.account_clients.get(key) if key else rt.clients
+    if clients is None:
+        return Why.RETRY
+    gate = platform.gate(
+        rt.indices,
+        resolved,
+        account_id=clients.account_id,
+        caller_arn=clients.caller_arn,
+        created=str(body.metadata.creation_timestamp or ""),
+    )
+    kind = registry.of(desired)
+    decision, _ = observe_and_decide(
+        kind,
+        resolved,
+        read=None,
+        hint=observed,
+        hinted=True,
+        partition=clients.partition,
+        known_arn=str(state.get("arn") or ""),
+        gate=gate,
+    )
+    if decision.verb is not Verb.NOOP:
+        return Why.DRIFT
+    guardrail = status.condition(state, "GuardrailViolation") or {}
+    if (guardrail.get("reason") == "Warned") != bool(decision.warnings):
+        return Why.RETRY  # a guardrail in warn mode started or stopped applying
+    assert observed is not None
+    if any(state.get(k) != v for k, v in kind.status_fields(observed, ()).items()):
+        return Why.REFRESH
+    return None
+
+
+async def check(rt: Runtime, uid: str, why: Why) -> None:
+    """One object's drift check outside Kopf's handlers (queued by a sweep or an event): the
+    reconcile a drift timer made, with the account snapshot as its first observation, and the
+    status it writes patched directly (Kopf's watch then sees no change to handle)."""
+    patch = kopf.Patch()
     async with rt.lock(uid):
-        prepared = await _prepare(rt, body, status, patch, "drift", indices)
-        if prepared is None:
+        # Read under the lock: a spec change handled meanwhile is in the index before its
+        # handler ran, so this body is that spec (or not yet observed, and skipped below) —
+        # never the spec before it, which a check would otherwise put back.
+        body = platform.body(rt.indices, uid)
+        if body is None:
             return
-        desired, key, clients, sweeper = prepared
-        found, hint = await sweeper.lookup(uid, desired)
-        metrics.SNAPSHOT_AGE.set(sweeper.snapshot_age)
-        if found and sweeper.predates_reconcile(uid):
-            # Finished before this object's own reconcile did (e.g. before its role existed):
-            # it shows nothing newer, and a re-read would cost 5 calls per object.
-            return
-        # On a transient failure the next interval tries again; status already says why.
-        with contextlib.suppress(kopf.TemporaryError):
-            await _reconcile(
-                rt,
-                body,
-                status,
-                patch,
-                desired,
-                "drift",
-                0,
-                0.0,
-                observed=hint if found else None,
-                indices=indices,
-                clients=clients,
-                account=key,
-            )
+        state = body.status
+        if body.metadata.deletion_timestamp or state.get("observedGeneration") != body.meta.get(
+            "generation"
+        ):
+            return  # a spec change or a delete is being handled; it reconciles anyway
+        in_sync = (_ready(state) or ("", ""))[0] == Reason.SYNCED
+        try:
+            prepared = await _prepare(rt, body, state, patch, "drift", rt.indices)
+            if prepared is None:
+                return
+            desired, key, clients, sweeper = prepared
+            found, hint = sweeper.find(desired)
+            metrics.SNAPSHOT_AGE.set(sweeper.snapshot_age)
+            if found and why is Why.EVENT:
+                found, hint = False, None  # the event is newer than the snapshot: read
+            # On a transient failure the next interval tries again; status already says why.
+            with contextlib.suppress(kopf.TemporaryError):
+                await _reconcile(
+                    rt,
+                    body,
+                    state,
+                    patch,
+                    desired,
+                    "drift",
+                    0,
+                    0.0,
+                    observed=hint if found else None,
+                    indices=rt.indices,
+                    clients=clients,
+                    account=key,
+                    drift=in_sync,
+                )
+        finally:
+            await _patch_status(body, patch)
+
+
+async def _patch_status(body: kopf.Body, patch: kopf.Patch) -> None:
+    """Write what a check put in `patch` (status only) with one merge patch, as Kopf would."""
+    changes = dict(patch).get("status")
+    if not changes:
+        return
+    meta = body.metadata
+    plural = registry.get(str(body["kind"])).plural
+    url = f"/apis/{GROUP}/{VERSION}/namespaces/{meta.namespace}/{plural}/{meta.name}/status"
+    try:
+        await kube.request("patch", url, {"status": changes}, what=f"write status of {meta.name}",
+                           merge=True)  # fmt: skip
+    except (kube.KubeError, kube.NotFound) as exc:  # deleted meanwhile, or refused: next time
+        log.warning("%s/%s: status not written: %s", meta.namespace, meta.name, exc)
 
 
 async def on_delete(
@@ -449,7 +614,7 @@ async def on_delete(
                 known_arn = str(status.get("arn") or "")
                 outcome = await rt.run(finalize, target[1], desired, known_arn=known_arn)
             except AWSError as exc:
-                _post_applied(body, exc.applied, drift=False)
+                _post_applied(body, exc.applied, "Deleted")
                 message = f"cannot delete IAM {_noun(desired)} yet: {exc}"
                 _write_status(
                     rt,
@@ -471,30 +636,24 @@ async def on_delete(
                     delay = rt.settings.kopf.max_backoff
                 raise kopf.TemporaryError(message, delay=delay) from exc
     await access_keys.release(body, desired, status, desired.deletion_policy == "Retain")
-    _post_applied(body, outcome.applied, drift=False)
+    _post_applied(body, outcome.applied, "Deleted")
     metrics.RECONCILES.labels(kind=kind, trigger="delete", result="deleted").inc()
     rt.unroute(uid)
     rt.locks.pop(uid, None)
     rt.track(uid, kind, None)
 
 
-def register(drift_interval: float) -> None:
-    """Attach the handlers to every kind (called once, before the operator starts)."""
+def register() -> None:
+    """Attach the handlers to every kind (called once, before the operator starts). Drift has
+    no per-object timer: one sweep per account (`operator.drift`), started by the first
+    handler, checks every object each interval."""
     platform.register()
+    login.register()
     for plural in (kind.plural for kind in registry.KINDS.values()):
         kopf.on.resume(GROUP, VERSION, plural, id="reconcile")(on_change)
         kopf.on.create(GROUP, VERSION, plural, id="reconcile")(on_change)
         kopf.on.update(GROUP, VERSION, plural, id="reconcile")(on_change)
         kopf.on.delete(GROUP, VERSION, plural, id="finalize")(on_delete)
-        kopf.timer(
-            GROUP,
-            VERSION,
-            plural,
-            id="drift",
-            interval=drift_interval,
-            # Spread the first checks after a restart over half an interval.
-            initial_delay=drift_interval * random.uniform(0.5, 1.0),
-        )(drift_check)
 
 
 # --- shared steps -----------------------------------------------------------------------------
@@ -513,9 +672,14 @@ async def _reconcile(
     indices: Mapping[str, Any] | None = None,
     clients: aws.Clients | None = None,
     account: str = "",
+    drift: bool = False,
 ) -> None:
+    """Reconcile one object and write its status. `drift`: the object was in sync before this
+    check, so what it applies is drift put back (a recovery from an error is not)."""
     clients = clients or rt.clients  # the object's account (`_account`)
     kind = desired.ref.kind
+    # The reason of the one Event that lists what this reconcile changes in AWS.
+    applying = "DriftReverted" if drift else "Updated" if status.get("arn") else "Created"
     namespace = desired.ref.namespace
     desired, missing = references.resolve(
         desired, lambda ref: platform.policy_arn(indices or {}, ref, namespace)
@@ -558,7 +722,7 @@ async def _reconcile(
                 rt.run, clients.iam, body, desired, status, outcome
             )
         except PrincipalNotReady as exc:
-            _post_applied(body, exc.applied, drift=trigger == "drift")
+            _post_applied(body, exc.applied, applying)
             if elapsed < rt.settings.aws.principal_window:
                 message = (
                     f"waiting for IAM to recognise the trust policy principal "
@@ -578,7 +742,7 @@ async def _reconcile(
                 up_to_date=False,
             )
         except RetryableError as exc:
-            _post_applied(body, exc.applied, drift=trigger == "drift")
+            _post_applied(body, exc.applied, applying)
             throttled = exc.throttled
             message = f"AWS is temporarily failing, will retry: {exc}"
             _write_status(
@@ -586,13 +750,19 @@ async def _reconcile(
                 body,
                 status,
                 patch,
-                Verdict(False, Reason.THROTTLED if throttled else Reason.AWS_ERROR, message),
+                # Retried by Kopf: Reconciling for GitOps tools, not Stalled (docs/status.md).
+                Verdict(
+                    False,
+                    Reason.THROTTLED if throttled else Reason.AWS_ERROR,
+                    message,
+                    retrying=True,
+                ),
             )
             metrics.RECONCILES.labels(kind=kind, trigger=trigger, result="retry").inc()
             raise kopf.TemporaryError(
                 message, delay=_backoff(retry, rt.settings.kopf.max_backoff)
             ) from exc
-    _post_applied(body, outcome.applied, drift=trigger == "drift" and bool(outcome.drift))
+    _post_applied(body, outcome.applied, "DriftReverted" if drift and outcome.drift else applying)
     if not outcome.ready:
         previous = _ready(status)
         if previous != (outcome.verdict.reason, outcome.verdict.message):
@@ -830,19 +1000,29 @@ def _ready(current: Mapping[str, Any]) -> tuple[str, str] | None:
     return None if found is None else (str(found.get("reason")), str(found.get("message")))
 
 
-def _post_applied(body: kopf.Body, applied: tuple[Action, ...], drift: bool) -> None:
+def _post_applied(body: kopf.Body, applied: tuple[Action, ...], reason: str) -> None:
+    """One Event for all the AWS changes of one reconcile (not one per call: Events are
+    Kubernetes writes), each call named, e.g. "Created role web (CreateRole); Attached ...".
+    DriftReverted counts each call in the drift metric."""
+    if not applied:
+        return
     kind = str(body["kind"])
-    for action in applied:
-        if drift:
+    if reason == "DriftReverted":
+        for action in applied:
             metrics.DRIFT_CORRECTIONS.labels(kind=kind, operation=action.api).inc()
-            kopf.event(
-                body,
-                type="Normal",
-                reason="DriftReverted",
-                message=f"Reverted drift: {action.summary}",
-            )
-        else:
-            kopf.event(body, type="Normal", reason=action.api, message=action.summary)
+    kopf.event(body, type="Normal", reason=reason, message=applied_message(applied))
+
+
+def applied_message(applied: Sequence[Action]) -> str:
+    """The calls of one reconcile in words, within an Event's readable length: as many as fit,
+    then how many more (their names stay in the operator's log and metrics)."""
+    parts = [f"{action.summary} ({action.api})" for action in applied]
+    for shown in range(len(parts), 0, -1):
+        tail = f"; and {len(parts) - shown} more" if shown < len(parts) else ""
+        message = "; ".join(parts[:shown]) + tail
+        if len(message) <= status.MAX_MESSAGE:
+            return message
+    return f"{len(parts)} AWS calls"
 
 
 def _post_findings(body: kopf.Body, current: Mapping[str, Any], found: tuple[Finding, ...]) -> None:

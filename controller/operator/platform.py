@@ -1,7 +1,8 @@
 """What the platform has said, as the operator sees it: guardrails, namespaces, objects, cluster.
 
 Kopf indices keep every IAMGuardrail (parsed), every namespace's labels and uid, and every
-Rolekeeper object's namespace and age, so building an object's `Gate` costs no API call. The
+Rolekeeper object's namespace and age, so building an object's `Gate` costs no API call; and
+every object's latest body, which the drift sweep checks outside Kopf's handlers. The
 cluster identity (the `rolekeeper.dev/cluster` ownership tag) is `--cluster-id`, else the uid of
 the `kube-system` namespace: stable for the life of a cluster, different in every other one.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
@@ -29,6 +30,7 @@ NAMESPACES = "rk_namespaces"
 POLICIES = "rk_policies"
 GUARDRAILS = "rk_guardrails"
 OBJECTS = "rk_objects"
+BODIES = "rk_bodies"
 ACCOUNTS = "rk_accounts"
 IDENTITY_NAMESPACE = "kube-system"
 
@@ -44,6 +46,7 @@ def register() -> None:
     kopf.index(GROUP, VERSION, "iampolicies", id=POLICIES)(_policy)
     for kind in registry.KINDS.values():
         kopf.index(GROUP, VERSION, kind.plural, id=f"{OBJECTS}_{kind.plural}")(_object)
+        kopf.index(GROUP, VERSION, kind.plural, id=f"{BODIES}_{kind.plural}")(_body)
 
 
 def _namespace(name: str, labels: Mapping[str, str], uid: str, **_: Any) -> dict[str, Any]:
@@ -87,6 +90,21 @@ def _object(
     body: kopf.Body, namespace: str | None, uid: str, meta: kopf.Meta, **_: Any
 ) -> dict[str, Age]:
     return {namespace or "": (str(body["kind"]), str(meta.creation_timestamp or ""), uid)}
+
+
+def _body(body: kopf.Body, uid: str, **_: Any) -> dict[str, kopf.Body]:
+    """The latest body of every object by uid, for the drift sweep (it runs outside handlers).
+    The Body Kopf made for this event, not a copy: it lives until the next event replaces it."""
+    return {uid: body}
+
+
+def body(indices: Mapping[str, Any], uid: str) -> kopf.Body | None:
+    """The latest body of the object with `uid` (None: deleted, or not seen yet)."""
+    for kind in registry.KINDS.values():
+        found = _values(indices.get(f"{BODIES}_{kind.plural}"), uid)
+        if found:
+            return cast(kopf.Body, found[0])
+    return None
 
 
 def _policy(

@@ -149,7 +149,7 @@ def test_create_writes_a_working_key_and_delete_removes_everything(rig: Rig) -> 
     status = obj["status"]["accessKey"]
     assert status["accessKeyId"] == key_id and status["secretName"] == SECRET
     assert "created" in status and "nextRotation" not in status  # rotateAfter 0
-    assert {e["reason"] for e in kube.events(rig.cluster, rig.ns, "ci")} >= {"CreateUser", "CreateAccessKey"}
+    assert kube.applied_calls(rig.cluster, rig.ns, "ci") >= {"CreateUser", "CreateAccessKey"}
     rig.cluster.kubectl("delete", "iamuser", "ci", "-n", rig.ns, "--timeout=60s")
     assert rig.secret() is None
     assert rig.user not in {u["UserName"] for u in rig.iam.list_users()["Users"]}
@@ -167,8 +167,8 @@ def test_on_demand_rotation_then_grace_expiry(rig: Rig) -> None:
     assert status["previousAccessKeyId"] == first and "lastRotation" in status
     until(lambda: rig.aws_keys() == {second: "Active"}, 6 + DRIFT * 3 + 10, "the old key retired")
     until(lambda: "previousAccessKeyId" not in rig.status()["accessKey"], 20, "status cleared")
-    reasons = [e["reason"] for e in kube.events(rig.cluster, rig.ns, "ci")]
-    assert "UpdateAccessKey" in reasons and "DeleteAccessKey" in reasons
+    calls = kube.applied_calls(rig.cluster, rig.ns, "ci")
+    assert "UpdateAccessKey" in calls and "DeleteAccessKey" in calls, calls
 
 
 def test_scheduled_rotation(rig: Rig) -> None:

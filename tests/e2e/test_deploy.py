@@ -205,7 +205,7 @@ def scenario(plane: AuditedControlPlane, sa_operator: Operator, aws: Aws) -> Sce
         namespace=ns, role_name=role_name, user_name=user_name,
         policy_markers=(spec_marker, hand_marker, policy_marker), secret=secret,
         finalizers_while_alive=finalizers, drift_event=drift_event,
-        events={name: {e["reason"] for e in kube.events(plane, ns, name)}
+        events={name: kube.applied_calls(plane, ns, name)
                 for name in ("web", "ci", "perm")},
         left_in_aws=left,
     )

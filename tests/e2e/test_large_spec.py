@@ -3,17 +3,18 @@
 Issue 14: a spec over 256 KB got its Warning Event but never a status, because Kopf kept a full
 copy of the spec in the `last-handled-configuration` annotation and all annotations of an object
 share 262,144 bytes: the API server refused the patch (422) and the status written with it.
-The operator now keeps a SHA-256 of that essence (`handlers.DigestDiffBaseStorage`).
+The operator now keeps a SHA-256 of that essence in status (`handlers.DigestDiffBaseStorage`),
+written with the rest of the status in one request.
 
 Covers, against a real API server:
 - IAMRoles of ~400 KB and ~1.2 MB (within the CRD's limits: 1,000 Resource entries of at most
   2,048 characters per statement, 100 inline policies; 1.2 MB is near what etcd stores, 1.5 MiB
   per request by default): Ready=False `InvalidSpec` (IAM's 10,240-character quota) with
-  observedGeneration, a Warning Event, a diff-base annotation under 100 bytes, no AWS call, and
-  deletion completes;
+  observedGeneration, a Warning Event, a diff base in status under 100 bytes and none in the
+  annotations, no AWS call, and deletion completes;
 - the upgrade: an object whose annotation holds the full essence an older version stored
   resumes without an update (no AWS write, no "Updating" in the log); its next spec change is
-  handled once and leaves a digest.
+  handled once and leaves a digest in status.
 
 What this cannot prove: the largest object a given cluster stores depends on its etcd and
 API-server flags (`--max-request-bytes`, the 3 MiB request limit); 1.2 MB is chosen to fit
@@ -38,7 +39,8 @@ from tests.helpers import EC2_TRUST, manifest
 
 pytestmark = pytest.mark.e2e
 
-DIFF_BASE = "iam.rolekeeper.dev/last-handled-configuration"
+DIFF_BASE = "iam.rolekeeper.dev/last-handled-configuration"  # before: an annotation
+STATUS_BASE = "lastHandledConfiguration"  # now: a status field
 ANNOTATIONS_LIMIT = 262_144  # bytes, all annotations of one object together
 
 
@@ -100,9 +102,9 @@ def test_a_spec_larger_than_all_annotations_gets_its_status(
             assert ready["status"] == "False" and "exceeds the limit 10240" in ready["message"]
             events = kube.events(crds, namespace, name)
             assert any(e["type"] == "Warning" and e["reason"] == "InvalidSpec" for e in events), events
-            annotations = live["metadata"].get("annotations", {})
-            assert len(annotations[DIFF_BASE]) < 100, annotations[DIFF_BASE][:200]
-            assert set(json.loads(annotations[DIFF_BASE])) == {"sha256"}
+            assert DIFF_BASE not in live["metadata"].get("annotations", {})
+            base = live["status"][STATUS_BASE]
+            assert len(base) < 100 and set(json.loads(base)) == {"sha256"}, base[:200]
             assert not proxy.requests(entities=[aws_name])  # refused before any AWS call
             crds.kubectl("delete", "iamroles", name, "-n", namespace, "--wait=true", timeout=60)
             log = op.log_path.read_text(errors="replace")
@@ -133,6 +135,10 @@ def test_an_object_handled_by_an_older_version_resumes_without_an_update(
         assert json.loads(full)["spec"]["roleName"] == aws_name
         crds.kubectl("annotate", "--overwrite", "-n", namespace, f"iamroles/{name}",
                      f"{DIFF_BASE}={full}")
+        # ... and nothing in status (this version's place for it).
+        crds.kubectl("patch", "iamroles", name, "-n", namespace, "--subresource=status",
+                     "--type=json", "-p", json.dumps([{"op": "remove", "path": f"/status/{STATUS_BASE}"}]))
+        assert STATUS_BASE not in get(crds, namespace, name)["status"]
         before = len(proxy.requests())
         with rl.operator(crds.kubeconfig, proxy.env(aws.server), namespace) as op:
             until(lambda: "Resuming is processed" in op.log_path.read_text(errors="replace"),
@@ -146,7 +152,7 @@ def test_an_object_handled_by_an_older_version_resumes_without_an_update(
             crds.kubectl("patch", "iamroles", name, "-n", namespace, "--type=merge",
                          "-p", json.dumps({"spec": {"description": "after the upgrade"}}))
             live = settled(crds, namespace, name, "Synced")
-            assert set(json.loads(live["metadata"]["annotations"][DIFF_BASE])) == {"sha256"}
+            assert set(json.loads(live["status"][STATUS_BASE])) == {"sha256"}
             until(lambda: "Updating is processed" in op.log_path.read_text(errors="replace"),
                   30, "the update", every=0.5)
             assert "Traceback" not in op.log_path.read_text(errors="replace")

@@ -49,8 +49,8 @@ def test_seed_scenario_role_and_user_become_ready(crds: Cluster, shared_ns: str,
     assert {p["PolicyArn"] for p in iam.list_attached_user_policies(UserName=user_name)["AttachedPolicies"]} == {S3_READ}
     printed = crds.kubectl("get", "iamroles", "-n", shared_ns).stdout
     assert "ARN" in printed and "READY" in printed and role_name in printed and "Synced" in printed
-    reasons = {e["reason"] for e in kube.events(crds, shared_ns, "web-ec2")}
-    assert {"CreateRole", "AttachRolePolicy"} <= reasons
+    calls = kube.applied_calls(crds, shared_ns, "web-ec2")
+    assert {"Created", "CreateRole", "AttachRolePolicy"} <= calls, calls
 
 
 def test_spec_edit_propagates(crds: Cluster, shared_ns: str, iam: Any) -> None:

@@ -4,6 +4,7 @@ list and get Rolekeeper objects, read their Ready condition and events, wait for
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -99,6 +100,21 @@ def events(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
     out = cluster.kubectl("get", "events", "-n", namespace, "-o", "json",
                           f"--field-selector=involvedObject.name={name}").stdout
     return list(json.loads(out)["items"])
+
+
+# The reasons of the one Event per reconcile that lists its AWS calls, each as "... (CallName)".
+APPLIED_REASONS = ("Created", "Updated", "DriftReverted", "Deleted")
+
+
+def applied_calls(cluster: Cluster, namespace: str, name: str) -> set[str]:
+    """The AWS calls the operator's Events say it made for an object, plus the Event reasons
+    ("Created", "DriftReverted", ...): what a reader of `kubectl describe` learns."""
+    found: set[str] = set()
+    for event in events(cluster, namespace, name):
+        found.add(event["reason"])
+        if event["reason"] in APPLIED_REASONS:
+            found.update(re.findall(r"\(([A-Z][A-Za-z]+)\)(?:;|$)", event["message"]))
+    return found
 
 
 def apply_as(cluster: Cluster, namespace: str, user: str, groups: Iterable[str],
