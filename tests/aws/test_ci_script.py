@@ -5,7 +5,7 @@ install (a venv, requirements.lock with --require-hashes, rolekeeper built from 
 or fetched at a commit), `rolekeeper plan` against the moto server (through a web identity
 token in the GitLab job, as GitLab's ID token), `rolekeeper lint`, the comment posted to a local
 stand-in of the GitHub/GitLab API (tests/harness/forge.py), and the verdict. The manifests are
-the repository's examples/, laid out as a team's repository would hold them.
+examples from the repository's examples/, laid out as a team's repository would hold them.
 
 The GitLab job fetches the script at a commit, as GitLab does, so it runs HEAD of this
 checkout: commit a change to ci/ before running this file.
@@ -49,11 +49,21 @@ def account() -> Iterator[moto.MotoServer]:
         yield server
 
 
+# The examples a plan needs no cluster facts for (the IRSA role's trust needs the cluster's OIDC
+# issuer, which is the plan's business, not the CI step's).
+EXAMPLES = ("00-namespace.yaml", "00-platform-namespace.yaml", "ec2-instance-role.yaml",
+            "cross-account-role.yaml", "ci-user.yaml", "platform-boundary-policy.yaml",
+            "lambda-role.yaml")  # fmt: skip
+
+
 def _repository(path: Path, extra: dict[str, str] | None = None) -> Path:
-    """A team's repository: examples/ as deploy/iam/, plus `extra` files."""
-    shutil.copytree(ROOT / "examples", path / "deploy" / "iam")
+    """A team's repository: examples as deploy/iam/, plus `extra` files."""
+    manifests = path / "deploy" / "iam"
+    manifests.mkdir(parents=True)
+    for name in EXAMPLES:
+        shutil.copy(ROOT / "examples" / name, manifests / name)
     for name, text in (extra or {}).items():
-        (path / "deploy" / "iam" / name).write_text(text)
+        (manifests / name).write_text(text)
     return path
 
 
