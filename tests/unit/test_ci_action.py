@@ -96,6 +96,15 @@ def test_the_action_runs_only_the_script_with_inputs_as_environment() -> None:
     assert commands == ["install", "plan", "comment", "lint", "verdict"]
 
 
+def test_the_script_is_executable_in_git() -> None:
+    # action.yml runs it by path, so a checkout of the action must get the executable bit.
+    staged = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-s", "ci/rolekeeper-ci.sh"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert staged.startswith("100755 "), staged
+
+
 def test_every_input_is_declared_and_used() -> None:
     action = cirun.load_action()
     text = cirun.ACTION.read_text()
