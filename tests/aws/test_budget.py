@@ -113,7 +113,9 @@ def test_every_attempt_spends_the_budget_retries_included(proxy: AwsProxy) -> No
 
 
 def test_a_throttled_wait_does_not_stall_the_event_loop(moto_server: moto.MotoServer) -> None:
-    clients = aws.connect(boto3.session.Session(), budgeted(4, 1), Budgets())
+    # One call a second: a wait that blocked the loop (or held the GIL) would stop the ticker
+    # for a whole second or more.
+    clients = aws.connect(boto3.session.Session(), budgeted(1, 1), Budgets())
     assert clients.budget is not None
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=THREADS)
 
@@ -130,10 +132,9 @@ def test_a_throttled_wait_does_not_stall_the_event_loop(moto_server: moto.MotoSe
                 last = now
 
         ticker = asyncio.create_task(tick())
-        calls = [
-            loop.run_in_executor(executor, clients.iam.list_account_aliases) for _ in range(12)
-        ]
+        calls = [loop.run_in_executor(executor, clients.iam.list_account_aliases) for _ in range(6)]
         await asyncio.gather(*calls)
+        await asyncio.sleep(0.05)  # the ticker's next tick records a gap spanning any block
         ticker.cancel()
         return max(gaps)
 
@@ -142,7 +143,7 @@ def test_a_throttled_wait_does_not_stall_the_event_loop(moto_server: moto.MotoSe
     finally:
         executor.shutdown()
     stats = clients.budget.stats()
-    assert stats.waited_seconds > 5.0  # 11 calls queued behind a 4/s budget, the last ~2.75 s
+    assert stats.waited_seconds > 10.0  # 5 calls queued behind a 1/s budget: 1 + 2 + ... + 5 s
     assert worst_gap < 0.5, worst_gap  # the loop kept ticking every 10 ms or so meanwhile
 
 
