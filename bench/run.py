@@ -6,6 +6,9 @@ Environment knobs (defaults in brackets):
   BENCH_WORKERS          the operator's --workers, also the baseline's thread count [16]
   BENCH_IDLE_INTERVALS   drift intervals observed for the no-drift / idle figures [3]
   BENCH_DRIFT_SAMPLES    least number of out-of-band changes timed per size [8]
+  BENCH_AWS_BUDGET       the operator's --aws-max-calls-per-second [0: off, so the operator's own
+                         overhead is measured against the unbudgeted baselines; with the default
+                         10/s budget, N creates take at least 4N/10 s by design]
   BENCH_THROUGHPUT_CALLS GetRole calls per moto throughput probe [500]
   BENCH_ADMISSION_REQUESTS AdmissionReview POSTs to the webhook, 10 KB policy (0: skip) [200]
   BENCH_OUTPUT           JSON results [bench/results/latest.json]
@@ -73,6 +76,7 @@ class Settings:
     workers: int = 16
     idle_intervals: int = 3
     drift_samples: int = 8
+    aws_budget: float = 0.0
     throughput_calls: int = 500
     admission_requests: int = 200
     output: Path = REPO / "bench" / "results" / "latest.json"
@@ -88,6 +92,7 @@ class Settings:
             workers=int(env.get("BENCH_WORKERS", default.workers)),
             idle_intervals=int(env.get("BENCH_IDLE_INTERVALS", default.idle_intervals)),
             drift_samples=int(env.get("BENCH_DRIFT_SAMPLES", default.drift_samples)),
+            aws_budget=float(env.get("BENCH_AWS_BUDGET", default.aws_budget)),
             throughput_calls=int(env.get("BENCH_THROUGHPUT_CALLS", default.throughput_calls)),
             admission_requests=int(
                 env.get("BENCH_ADMISSION_REQUESTS", default.admission_requests)
@@ -259,7 +264,9 @@ def running_operator(rig: Rig, namespace: str, interval: float) -> Iterator[tupl
     """`rolekeeper run` for one namespace; its log tail is shown if a measurement fails."""
     operator = Operator(
         rig.plane.kubeconfig, rig.operator_env(), namespaces=[namespace],
-        drift_interval=interval, extra_args=["--workers", str(rig.settings.workers)],
+        drift_interval=interval,
+        extra_args=["--workers", str(rig.settings.workers),
+                    "--aws-max-calls-per-second", f"{rig.settings.aws_budget:g}"],
     )
     operator.start()
     try:
