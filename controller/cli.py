@@ -157,6 +157,7 @@ def _add_run(sub: SubParsers) -> None:
         f"(default {DEFAULTS.limits.managed_policy_count}, AWS's default; at most 20)",
     )
     _add_ignore_tags(run_parser)
+    _add_oidc_issuer(run_parser, "(default: read from the API server at start)")
     webhook = run_parser.add_argument_group(
         "admission webhook", "validate objects at kubectl apply (docs/guardrails.md)"
     )
@@ -305,6 +306,7 @@ def run(args: argparse.Namespace) -> int:
             managed_policy_count=args.managed_policy_quota,
             ignore_tags=tuple(dict.fromkeys(args.ignore_tags)),
         ),
+        pod_identity=rk_settings.PodIdentitySettings(oidc_issuer=_issuer_for_run(args)),
         cluster_id=args.cluster_id,
     )
     handlers.register()
@@ -416,6 +418,7 @@ def _add_plan(sub: SubParsers) -> None:
         "says only that such an entity exists)",
     )
     _add_ignore_tags(parser)
+    _add_oidc_issuer(parser, "(needed by IAMRoles listing ServiceAccounts for IRSA)")
     _add_guardrail_arguments(parser)
     _add_budget_arguments(parser, READ_ONLY_AWS)
 
@@ -467,6 +470,44 @@ def _add_guardrail_arguments(parser: argparse.ArgumentParser) -> None:
         help="identity of the cluster that applies the objects (its operator's --cluster-id)",
     )
     _add_accounts_argument(parser)
+
+
+def _add_oidc_issuer(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument(
+        "--oidc-issuer",
+        type=_oidc_issuer,
+        default=DEFAULTS.pod_identity.oidc_issuer,
+        metavar="URL",
+        help="the cluster's service-account issuer, which the IRSA trust of spec.serviceAccounts "
+        "names (EKS: the cluster's OpenID Connect provider URL; any cluster: "
+        f"kubectl get --raw /.well-known/openid-configuration) {default}",
+    )
+
+
+def _oidc_issuer(value: str) -> str:
+    from controller.core.podidentity import IssuerError, normalize_issuer  # noqa: PLC0415
+
+    try:
+        return normalize_issuer(value)
+    except IssuerError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _issuer_for_run(args: argparse.Namespace) -> str | None:
+    """--oidc-issuer, else the API server's (once, before Kopf starts; None when unknown)."""
+    from controller.operator import serviceaccounts  # noqa: PLC0415
+
+    log = logging.getLogger(__name__)
+    if args.oidc_issuer:
+        log.info("OIDC issuer for IRSA trust: %s (--oidc-issuer)", args.oidc_issuer)
+        return str(args.oidc_issuer)
+    issuer, why = serviceaccounts.discover_issuer()
+    if issuer is None:
+        log.warning("OIDC issuer unknown (%s): IAMRoles listing ServiceAccounts for IRSA report "
+                    "InvalidSpec; set --oidc-issuer", why)  # fmt: skip
+    else:
+        log.info("OIDC issuer for IRSA trust: %s (from the API server)", issuer)
+    return issuer
 
 
 def _add_accounts_argument(parser: argparse.ArgumentParser) -> None:
@@ -594,6 +635,7 @@ def plan_command(args: argparse.Namespace) -> int:
             else:
                 world = _world(args, found)
                 world.show_foreign = args.show_foreign
+                world.oidc_issuer = args.oidc_issuer
                 review = compute.compute(
                     found,
                     world,
@@ -867,6 +909,7 @@ def _plan_accounts(args: argparse.Namespace, found: Input) -> Review:
                 file=sys.stderr,
             )
         world.show_foreign = args.show_foreign
+        world.oidc_issuer = args.oidc_issuer
         review = compute.compute(
             part, world, scopes, args.namespace, cluster_id=args.cluster_id, limits=_limits(args)
         )

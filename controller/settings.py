@@ -108,6 +108,18 @@ DEFAULT_LIMITS = Limits()
 
 
 @dataclass(frozen=True)
+class PodIdentitySettings:
+    """IRSA (docs/pod-identity.md): what the trust statements of spec.serviceAccounts name."""
+
+    oidc_issuer: str | None = None
+    """The cluster's service-account issuer, https://... (on EKS the cluster's OpenID Connect
+    provider URL, https://oidc.eks.<region>.amazonaws.com/id/<ID>). `rolekeeper run` without
+    --oidc-issuer reads it from the API server once at start (/.well-known/openid-configuration,
+    which every ServiceAccount may read by default); None: not known, and an IAMRole listing
+    ServiceAccounts for IRSA reports InvalidSpec saying so."""
+
+
+@dataclass(frozen=True)
 class EndpointSettings:
     """What the operator serves besides its work."""
 
@@ -127,6 +139,7 @@ class Settings:
     aws: AWSSettings = field(default_factory=AWSSettings)
     kopf: KopfSettings = field(default_factory=KopfSettings)
     limits: Limits = DEFAULT_LIMITS
+    pod_identity: PodIdentitySettings = field(default_factory=PodIdentitySettings)
     endpoints: EndpointSettings = field(default_factory=EndpointSettings)
     cluster_id: str = ""
     """This cluster's identity in ownership tags (rolekeeper.dev/cluster). "" takes the uid of

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from controller.core.actions import RESERVED_TAG_PREFIX
+from controller.core.podidentity import TrustContext
 from controller.core.status import Reason, Verdict, render
 from controller.kinds import registry
 from controller.kinds.base import Desired, Entity
@@ -49,6 +50,8 @@ S3_READ = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
 DYNAMO_READ = "arn:aws:iam::aws:policy/AmazonDynamoDBReadOnlyAccess"
 SQS_READ = "arn:aws:iam::aws:policy/AmazonSQSReadOnlyAccess"
 BOUNDARY = "arn:aws:iam::aws:policy/PowerUserAccess"
+# The cluster issuer examples/irsa-role.yaml is planned with (`rolekeeper plan --oidc-issuer`).
+OIDC_ISSUER = "https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B716D3041E"
 
 
 def aws_name(kind: str) -> str:
@@ -120,6 +123,12 @@ def read_user(
     found = registry.get("IAMUser").read(iam, name, for_delete=credentials, rare=rare_credentials)
     assert found is None or isinstance(found, User)
     return found
+
+
+def with_trust(desired: Desired, account_id: str = ACCOUNT, issuer: str = OIDC_ISSUER) -> Desired:
+    """`desired` with the trust statements its spec.serviceAccounts asks for, as the operator
+    generates them in account `account_id` (unchanged for every other object)."""
+    return registry.of(desired).bind_trust(desired, TrustContext(issuer, account_id))
 
 
 def plan(desired: Desired, observed: Entity | None, partition: str = "aws") -> tuple[Any, ...]:

@@ -34,6 +34,7 @@ from controller.core.foreigntags import (
     matches,
     pattern_problem,
 )
+from controller.core.podidentity import PodIdentity, TrustContext
 from controller.core.view import EntityView
 from controller.settings import DEFAULT_LIMITS, Limits
 
@@ -136,6 +137,8 @@ class Desired:
     references: tuple[PolicyRef, ...] = ()  # unresolved IAMPolicy references
     # A user's spec.accessKey (kinds/accesskeys.py): one key, delivered as a Secret, rotated.
     access_key: AccessKeySpec | None = None
+    # A role's spec.serviceAccounts (core/podidentity.py): generated trust, annotated accounts.
+    pod_identity: PodIdentity | None = None
     # Tag keys others own (spec.ignoreTags + the operator's --ignore-tags): left alone.
     foreign_tags: ForeignTags = NO_FOREIGN_TAGS
 
@@ -169,6 +172,7 @@ class Kind(Protocol):
 
     def parse(self, obj: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Desired: ...
     def view(self, desired: Desired) -> EntityView: ...
+    def bind_trust(self, desired: Desired, context: TrustContext) -> Desired: ...
     def placeholder(self, name: str) -> Entity: ...
     def read(
         self,
@@ -213,6 +217,9 @@ class KindDefaults:
         self, iam: IAMClient, desired: Desired, actions: tuple[Action, ...]
     ) -> tuple[Action, ...]:
         return actions
+
+    def bind_trust(self, desired: Desired, context: TrustContext) -> Desired:
+        return desired  # only a role has a trust policy to generate statements into
 
     def cleanup_orphans(
         self, iam: IAMClient, desired: Desired, observed: Entity | None

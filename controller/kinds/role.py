@@ -10,14 +10,14 @@ live here too.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from controller.aws import calls
-from controller.core import policy
+from controller.core import podidentity, policy
 from controller.core.actions import OWNER_TAG, Action, act
-from controller.core.errors import AWSError, TerminalError
+from controller.core.errors import AWSError, SpecError, TerminalError
 from controller.core.view import EntityView
 from controller.kinds import base
 from controller.kinds.base import DEFAULT_LIMITS, Desired, Entity, Limits
@@ -39,9 +39,18 @@ FIELDS = base.REFERENCE_FIELDS | frozenset(
         "permissionsBoundary",
         "tags",
         "instanceProfile",
+        "serviceAccounts",
+        "podIdentity",
     }
 )
 TRUST_FIELD = "spec.assumeRolePolicy"
+# Why a role's generated trust statements are missing before `bind_trust` ran (a tool that
+# plans without binding would otherwise create the role without them).
+UNBOUND = (
+    "spec.serviceAccounts: the trust statements were not generated (no account and OIDC issuer "
+    "given to this planner)"
+)
+_NONE = podidentity.PodIdentity(())
 PROFILE_UNKNOWN = (
     "the snapshot does not say who created instance profile {}: the operator deletes it "
     "only if Rolekeeper created it (else it only removes the role from it)"
@@ -69,6 +78,9 @@ class Role:
     last_used: str = field(default="", compare=False)  # RoleLastUsed.LastUsedDate, RFC 3339
     last_used_region: str = field(default="", compare=False)  # RoleLastUsed.Region
     created: str = field(default="", compare=False)  # CreateDate, ISO 8601
+    # Desired only: why the statements spec.serviceAccounts asks for are not in
+    # assume_role_policy yet ("" once `bind_trust` put them there, or when none are asked for).
+    trust_pending: str = field(default="", compare=False)
 
     @property
     def entity_id(self) -> str:
@@ -97,8 +109,10 @@ class RoleKind:
         ref, spec, errors = base.start(obj, self.name, FIELDS)
         name = base.name_field(spec, "roleName", ref.name, errors)
         trust = spec.get("assumeRolePolicy")
+        identity = _pod_identity(spec, ref.namespace, errors)
         if trust is None:
-            errors.append("spec.assumeRolePolicy: required")
+            if identity is None:
+                errors.append("spec.assumeRolePolicy: required (or spec.serviceAccounts)")
             trust = {}
         else:
             trust = base.policy_document(trust, "trust", TRUST_FIELD, errors)
@@ -138,8 +152,37 @@ class RoleKind:
             tags=base.tags_field(spec, limits, errors),
             instance_profiles=frozenset({name}) if instance_profile is True else frozenset(),
         )
+        if identity is not None:
+            errors.extend(podidentity.reserved_sids(trust, TRUST_FIELD))
+            role = replace(role, trust_pending=UNBOUND)
         refs = base.references_field(spec, ref.namespace, limits, errors)
-        return base.finish(obj, ref, role, spec, errors, refs, limits=limits)
+        desired = base.finish(obj, ref, role, spec, errors, refs, limits=limits)
+        return replace(desired, pod_identity=identity) if identity is not None else desired
+
+    def bind_trust(self, desired: Desired, context: podidentity.TrustContext) -> Desired:
+        """`desired` with the statements spec.serviceAccounts asks for in its trust policy (the
+        spec's own statements first), generated for the account and issuer of `context`; without
+        a needed issuer, or over the size limit, `plan` then refuses and says why. Binding twice
+        changes nothing."""
+        role = _role(desired.entity)
+        identity = desired.pod_identity
+        if identity is None or not role.trust_pending:
+            return desired
+        if identity.irsa and context.issuer is None:
+            return replace(desired, entity=replace(role, trust_pending=context.missing_issuer))
+        generated = podidentity.statements(
+            identity, context.issuer, context.account_id, context.partition
+        )
+        merged = podidentity.merge(role.assume_role_policy, generated)
+        if (n := policy.size(merged)) > context.trust_policy_size:
+            message = (
+                f"spec.assumeRolePolicy: {n} characters with the statements generated for "
+                f"spec.serviceAccounts exceeds the limit {context.trust_policy_size} (whitespace "
+                "not counted); list fewer ServiceAccounts, or ask AWS to raise the quota"
+            )
+            return replace(desired, entity=replace(role, trust_pending=message))
+        bound = replace(role, assume_role_policy=merged, trust_pending="")
+        return replace(desired, entity=bound)
 
     def view(self, desired: Desired) -> EntityView:
         role = _role(desired.entity)
@@ -154,6 +197,9 @@ class RoleKind:
             permissions_boundary=role.permissions_boundary,
             max_session_duration=role.max_session_duration,
             adopt=desired.adopt,
+            service_accounts=tuple(
+                (a.namespace, a.name) for a in (desired.pod_identity or _NONE).service_accounts
+            ),
         )
 
     def placeholder(self, name: str) -> Role:
@@ -201,7 +247,9 @@ class RoleKind:
         return roles
 
     def to_json(self, entity: Entity) -> dict[str, Any]:
-        return base.entity_json(entity)
+        data = base.entity_json(entity)
+        data.pop("trust_pending", None)  # desired-only: never in a snapshot file
+        return data
 
     def from_json(self, data: Mapping[str, Any]) -> Role:
         return Role(
@@ -228,6 +276,8 @@ class RoleKind:
         """Calls that make `observed` (None: absent) equal to `desired`; an immutable
         difference (path) raises SpecError."""
         role = _role(desired.entity)
+        if role.trust_pending:
+            raise SpecError([role.trust_pending])
         if observed is None:
             return _create(desired, role, partition)
         seen = _role(observed)
@@ -493,6 +543,82 @@ def _remove_instance_profile(role_name: str, profile: str, delete: bool) -> list
             )
         )
     return actions
+
+
+# --- spec.serviceAccounts --------------------------------------------------------------------
+
+
+def _pod_identity(
+    spec: Mapping[str, Any], namespace: str, errors: list[str]
+) -> podidentity.PodIdentity | None:
+    """spec.serviceAccounts (each namespace defaulting to the role's own) and spec.podIdentity;
+    None when no ServiceAccount is named."""
+    items = spec.get("serviceAccounts")
+    extra = spec.get("podIdentity")
+    if items is None or items == []:
+        if extra is not None:
+            errors.append("spec.podIdentity: needs spec.serviceAccounts (the accounts it trusts)")
+        return None
+    if not isinstance(items, list):
+        errors.append("spec.serviceAccounts: must be a list of {name, namespace}")
+        return None
+    if len(items) > podidentity.MAX_SERVICE_ACCOUNTS:
+        errors.append(
+            f"spec.serviceAccounts: {len(items)} ServiceAccounts exceeds the limit "
+            f"{podidentity.MAX_SERVICE_ACCOUNTS}"
+        )
+    found: list[podidentity.ServiceAccountRef] = []
+    for i, item in enumerate(items):
+        where = f"spec.serviceAccounts[{i}]"
+        if not isinstance(item, Mapping):
+            errors.append(f"{where}: must be {{name: <ServiceAccount>}} (namespace optional)")
+            continue
+        unknown = sorted(str(k) for k in item if k not in ("name", "namespace"))
+        if unknown:
+            errors.append(f"{where}: unknown field {unknown[0]}")
+        name, other = item.get("name"), item.get("namespace", namespace)
+        if not isinstance(name, str) or not _dns_subdomain(name):
+            errors.append(
+                f"{where}.name: {name!r} is not a ServiceAccount name (lower-case letters, "
+                "digits, - and ., up to 253 characters)"
+            )
+            continue
+        if not isinstance(other, str) or not podidentity.DNS_LABEL.fullmatch(other):
+            errors.append(
+                f"{where}.namespace: {other!r} is not a namespace name (lower-case letters, "
+                "digits and -, up to 63 characters)"
+            )
+            continue
+        account = podidentity.ServiceAccountRef(other, name)
+        if account in found:
+            errors.append(f"{where}: ServiceAccount {account} is listed more than once")
+        found.append(account)
+    eks, irsa, cluster = False, True, ""
+    if extra is not None:
+        if not isinstance(extra, Mapping):
+            errors.append("spec.podIdentity: must be an object {clusterName, irsa}")
+            extra = {}
+        unknown = sorted(str(k) for k in extra if k not in ("clusterName", "irsa"))
+        if unknown:
+            errors.append(f"spec.podIdentity: unknown field {unknown[0]}")
+        eks, irsa, cluster = True, extra.get("irsa", False), extra.get("clusterName", "")
+        if not isinstance(irsa, bool):
+            errors.append(f"spec.podIdentity.irsa: must be true or false, got {irsa!r}")
+        if not isinstance(cluster, str) or (
+            cluster and not podidentity.CLUSTER_NAME.fullmatch(cluster)
+        ):
+            errors.append(
+                f"spec.podIdentity.clusterName: {cluster!r} is not an EKS cluster name (1-100 "
+                "letters, digits, - and _, starting with a letter or digit)"
+            )
+            cluster = ""
+    return podidentity.PodIdentity(
+        tuple(sorted(set(found))), irsa=irsa is True, eks=eks, cluster_name=cluster
+    )
+
+
+def _dns_subdomain(name: str) -> bool:
+    return len(name) <= 253 and podidentity.DNS_SUBDOMAIN.fullmatch(name) is not None
 
 
 # --- reading ----------------------------------------------------------------------------------

@@ -62,6 +62,7 @@ from controller.kinds.base import Desired, Entity, ObjectRef
 from controller.kinds.registry import GROUP, VERSION
 from controller.operator import kube, login, metrics, platform
 from controller.operator import secrets as access_keys
+from controller.operator import serviceaccounts as service_accounts
 from controller.operator.drift import Drift, Why
 from controller.settings import Settings
 
@@ -468,6 +469,9 @@ async def _prepare(
         return None
     rt.unplaced.discard(uid)
     key, clients = target
+    desired = service_accounts.with_trust(
+        desired, rt.settings, clients.account_id, clients.partition
+    )
     return desired, key, clients, rt.sweeper_for(uid, key)
 
 
@@ -647,6 +651,7 @@ async def on_delete(
                     delay = rt.settings.kopf.max_backoff
                 raise kopf.TemporaryError(message, delay=delay) from exc
     await access_keys.release(body, desired, status, desired.deletion_policy == "Retain")
+    await service_accounts.release(body, desired, status)
     _post_applied(body, outcome.applied, "Deleted")
     metrics.RECONCILES.labels(kind=kind, trigger="delete", result="deleted").inc()
     rt.unroute(uid)
@@ -712,6 +717,7 @@ async def _reconcile(
         created=str(body.metadata.creation_timestamp or ""),
     )
     key_status = None
+    accounts = None  # status.serviceAccounts (operator/serviceaccounts.py)
     with metrics.RECONCILE_SECONDS.labels(kind=kind, trigger=trigger).time():
         try:
             known_arn = str(status.get("arn") or "")
@@ -732,6 +738,7 @@ async def _reconcile(
             outcome, key_status = await access_keys.reconcile(
                 rt.run, clients.iam, body, desired, status, outcome
             )
+            outcome, accounts = await service_accounts.reconcile(body, desired, status, outcome)
         except PrincipalNotReady as exc:
             _post_applied(body, exc.applied, applying)
             if elapsed < rt.settings.aws.principal_window:
@@ -792,6 +799,7 @@ async def _reconcile(
     if status.get("accountId") != clients.account_id:
         patch.status["accountId"] = clients.account_id
     access_keys.patch_status(status, patch, key_status, desired.access_key is not None)
+    service_accounts.patch_status(status, patch, accounts)
     result = "synced" if outcome.ready else str(outcome.verdict.reason).lower()
     metrics.RECONCILES.labels(kind=kind, trigger=trigger, result=result).inc()
 

@@ -22,6 +22,7 @@ from controller.engine.reconcile import Verb, refuse_early
 from controller.kinds import registry
 from controller.kinds.registry import GROUP, VERSION
 from controller.operator import platform
+from controller.operator import serviceaccounts as service_accounts
 from controller.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,10 @@ def validate_object(body: kopf.Body, memo: kopf.Memo, warnings: list[str], **ind
         caller_arn=clients.caller_arn,
         created=str(body.get("metadata", {}).get("creationTimestamp") or ""),
     )
+    # The trust statements of spec.serviceAccounts, as the operator generates them, so the
+    # guardrails' trust rules judge them here too (the namespace's account, from the gate).
+    account = gate.account_id or clients.account_id
+    desired = service_accounts.with_trust(desired, settings, account, clients.partition)
     decision = refuse_early(kind, desired, gate=gate)
     if decision is None:
         return

@@ -21,6 +21,7 @@ from controller.core.actions import Action, Ownership, claim
 from controller.core.errors import SpecError
 from controller.core.findings import SUPPRESS_ANNOTATION, Finding, Severity, findings_for, suppress
 from controller.core.guardrails import GuardrailError, parse_guardrail
+from controller.core.podidentity import TrustContext
 from controller.engine import references
 from controller.engine.gate import Gate
 from controller.engine.reconcile import Decision, Verb, decide, observe_and_decide
@@ -136,6 +137,9 @@ class World:
     # Show the current settings of entities the input's objects neither own nor may adopt
     # (`--show-foreign`, for trusted contexts); by default a plan says only that they exist.
     show_foreign: bool = False
+    # The cluster's service-account issuer (`--oidc-issuer`): the IRSA trust of an IAMRole's
+    # spec.serviceAccounts names it. None: such roles are invalid in the plan, saying why.
+    oidc_issuer: str | None = None
 
     def __post_init__(self) -> None:
         self._owned = self.snapshot.owned() if self.snapshot is not None else {}
@@ -203,6 +207,7 @@ def compute(
             desired = registry.parse(obj, limits)
             if cluster_id:
                 desired = desired.in_cluster(cluster_id)
+            desired = _with_trust(desired, world, limits)
             slots.append((desired, manifest.source, _suppression(obj)))
         except SpecError as exc:
             slots.append(_invalid(obj, manifest.source, exc.errors))
@@ -240,6 +245,24 @@ def compute(
         owners = {(kind, f"{ns}/{name}") for kind, ns, name in declared}
         changes.extend(_prunes(world, set(prune_scopes), owners))
     return Review(tuple(changes), (*found.problems, *problems), tuple(notes))
+
+
+def _with_trust(desired: Desired, world: World, limits: Limits) -> Desired:
+    """The trust statements spec.serviceAccounts asks for, generated as the operator does."""
+    if desired.pod_identity is None:
+        return desired
+    context = TrustContext(
+        issuer=world.oidc_issuer,
+        account_id=world.account_id or "<account-id>",
+        partition=world.partition,
+        trust_policy_size=limits.trust_policy_size,
+        missing_issuer=(
+            "spec.serviceAccounts: the IRSA trust statement names the cluster's OIDC issuer: "
+            "pass --oidc-issuer URL (kubectl get --raw /.well-known/openid-configuration "
+            "shows it; on EKS it is the cluster's OpenID Connect provider URL)"
+        ),
+    )
+    return registry.of(desired).bind_trust(desired, context)
 
 
 def _gate(found: Input, world: World) -> tuple[Gate, list[Problem]]:

@@ -47,6 +47,7 @@ from tests.helpers import (
     adoption_guardrail,
     as_managed,
     only_claims,
+    with_trust,
 )
 
 pytestmark = pytest.mark.aws
@@ -231,7 +232,7 @@ def test_examples_round_trip(moto_server: moto.MotoServer, tmp_path: Path) -> No
         # The platform's boundary policy first: the Lambda role references it by name.
         for obj in sorted(objects, key=lambda o: o["kind"] != registry.REFERENCED.name):
             desired, missing = references.resolve(
-                registry.parse({**obj, "metadata": {**obj["metadata"], "uid": "uid-ex"}}),
+                with_trust(registry.parse({**obj, "metadata": {**obj["metadata"], "uid": "uid-ex"}})),
                 lambda ref: (arns[(ref.namespace, ref.name)], ""),
             )
             outcome = reconcile(clients, desired.in_cluster(CLUSTER))

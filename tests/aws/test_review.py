@@ -44,7 +44,16 @@ from controller.engine import references
 from controller.engine.reconcile import UID_PLACEHOLDER, finalize, reconcile
 from controller.kinds import registry
 from tests.harness import moto
-from tests.helpers import BOUNDARY, DYNAMO_READ, EC2_TRUST, LOGS_POLICY, S3_READ, manifest
+from tests.helpers import (
+    BOUNDARY,
+    DYNAMO_READ,
+    EC2_TRUST,
+    LOGS_POLICY,
+    OIDC_ISSUER,
+    S3_READ,
+    manifest,
+    with_trust,
+)
 
 pytestmark = pytest.mark.aws
 
@@ -358,7 +367,8 @@ def test_examples_create_then_noop(moto_server: moto.MotoServer) -> None:
     with moto.running() as server, pointed_at(server):
         boto3.client("iam", region_name="us-east-1").create_group(GroupName="deployers")
         first = subprocess.run(
-            [str(ROLEKEEPER), "plan", "examples/", "--format", "json", "--detailed-exitcode", *CLUSTER_ARGS],
+            [str(ROLEKEEPER), "plan", "examples/", "--format", "json", "--detailed-exitcode", *CLUSTER_ARGS,
+             "--oidc-issuer", OIDC_ISSUER],  # irsa-role.yaml's trust names the cluster's issuer
             cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=120, check=False,
         )
         assert first.returncode == 2, first.stderr
@@ -374,7 +384,7 @@ def test_examples_create_then_noop(moto_server: moto.MotoServer) -> None:
             for o in (objects[i] for i in order):
                 uid = f"uid-{o['metadata']['name']}"
                 desired, missing = references.resolve(
-                    parse({**o, "metadata": {**o["metadata"], "uid": uid}}),
+                    with_trust(parse({**o, "metadata": {**o["metadata"], "uid": uid}})),
                     lambda ref: (arns[(ref.namespace, ref.name)], ""),
                 )
                 outcome = reconcile(clients, desired)
@@ -387,7 +397,8 @@ def test_examples_create_then_noop(moto_server: moto.MotoServer) -> None:
             expected += [(c["api"], decoded(c["params"])) for c in json.loads(text)]
         assert expected == made
         again = subprocess.run(
-            [str(ROLEKEEPER), "plan", "examples/", "--format", "json", "--detailed-exitcode", *CLUSTER_ARGS],
+            [str(ROLEKEEPER), "plan", "examples/", "--format", "json", "--detailed-exitcode", *CLUSTER_ARGS,
+             "--oidc-issuer", OIDC_ISSUER],  # irsa-role.yaml's trust names the cluster's issuer
             cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=120, check=False,
         )
         assert again.returncode == 0, again.stderr

@@ -5,7 +5,8 @@ CRDs and the namespace exist; a real apply leaves nothing for `kubectl diff` (id
 upgrades); the operator, run with the Deployment's own arguments (cluster-wide, peering, JSON
 logs) and authenticated as the ServiceAccount the manifests bind, serves a whole scenario (role,
 user and IAMPolicy Ready, drift reverted with an Event, delete cleans AWS and releases the
-finalizer); the apiserver's audit log of that run shows no request refused and every verb the
+finalizer; the role's ServiceAccount annotated for IRSA, the annotation gone with the role,
+with the issuer read from the API server as that ServiceAccount); the apiserver's audit log of that run shows no request refused and every verb the
 ClusterRole grants used (a missing and an excess rule both fail); a ClusterRole copy without
 the status rule leaves objects without status while AWS changes, one without the events rule
 leaves them without Events; the ServiceAccount cannot read Secrets, start workloads or delete our objects;
@@ -143,6 +144,8 @@ class Scenario:
     drift_event: str
     events: dict[str, set[str]] = field(default_factory=dict)
     left_in_aws: list[str] = field(default_factory=list)
+    # eks.amazonaws.com/role-arn of the web role's ServiceAccount: while the role lives, after.
+    irsa_annotation: tuple[str | None, str | None] = (None, None)
 
 
 @pytest.fixture(scope="module")
@@ -166,10 +169,13 @@ def scenario(plane: AuditedControlPlane, sa_operator: Operator, aws: Aws) -> Sce
     # before it creates, and the metrics below prove that new objects create without a read.
     document = {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{policy_marker}/*"}]}
+    # IRSA (spec.serviceAccounts) needs the serviceaccounts get and patch rules.
+    plane.kubectl("create", "serviceaccount", "web", "-n", ns)
     kube.apply(plane, ns,
                manifest("IAMPolicy", "perm", {"policyName": policy_name, "document": document},
                         namespace=None),
-               iam_role("web", role_name, managedPolicies=[S3_READ], inlinePolicies={"read": inline}),
+               iam_role("web", role_name, managedPolicies=[S3_READ], inlinePolicies={"read": inline},
+                        serviceAccounts=[{"name": "web"}]),
                iam_user("ci", user_name, managedPolicies=[S3_READ]),
                iam_role("kept", kept_name),
                iam_role("invalid", aws_name("invalid"), inlinePolicies={"p": {
@@ -181,6 +187,7 @@ def scenario(plane: AuditedControlPlane, sa_operator: Operator, aws: Aws) -> Sce
         kube.wait_ready(plane, ns, kind, name)
     kube.wait_reason(plane, ns, "iamrole", "invalid", "InvalidSpec")
     finalizers = kube.get(plane, ns, "iamrole", "web")["metadata"].get("finalizers", [])
+    annotated = _role_arn_annotation(plane, ns, "web")
 
     # A console edit of the inline policy: the operator must put the spec's version back.
     edited = {**inline, "Statement": [{**inline["Statement"][0],
@@ -197,6 +204,7 @@ def scenario(plane: AuditedControlPlane, sa_operator: Operator, aws: Aws) -> Sce
     plane.kubectl("delete", "iamrole", "web", "-n", ns, "--timeout=60s")
     plane.kubectl("delete", "iamuser", "ci", "-n", ns, "--timeout=60s")
     plane.kubectl("delete", "iampolicy", "perm", "-n", ns, "--timeout=60s")
+    irsa = (annotated, _role_arn_annotation(plane, ns, "web"))
     left = [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"] == role_name]
     left += [u["UserName"] for u in iam.list_users()["Users"] if u["UserName"] == user_name]
     left += [p["PolicyName"] for p in iam.list_policies(Scope="Local")["Policies"]
@@ -208,7 +216,14 @@ def scenario(plane: AuditedControlPlane, sa_operator: Operator, aws: Aws) -> Sce
         events={name: kube.applied_calls(plane, ns, name)
                 for name in ("web", "ci", "perm")},
         left_in_aws=left,
+        irsa_annotation=irsa,
     )
+
+
+def _role_arn_annotation(cluster: Cluster, namespace: str, name: str) -> str | None:
+    found = json.loads(cluster.kubectl("get", "serviceaccount", name, "-n", namespace,
+                                       "-o", "json").stdout)
+    return (found["metadata"].get("annotations") or {}).get("eks.amazonaws.com/role-arn")
 
 
 # --- install --------------------------------------------------------------------------------
@@ -248,6 +263,8 @@ def test_operator_serves_the_scenario_as_the_service_account(scenario: Scenario)
     assert {"CreateUser", "AttachUserPolicy", "DeleteAccessKey", "DeleteUser"} <= scenario.events["ci"]
     assert {"CreatePolicy", "DeletePolicy"} <= scenario.events["perm"]
     assert scenario.left_in_aws == []
+    arn = f"arn:aws:iam::123456789012:role/{scenario.role_name}"
+    assert scenario.irsa_annotation == (arn, None)
 
 
 def test_audit_log_shows_every_granted_verb_used_and_none_refused(

@@ -78,6 +78,7 @@ def guardrails(suffix: str, label: str, boundary: str) -> list[dict[str, Any]]:
                 }],
                 "foreignAccountsRequire": ["ExternalId"],
             },
+            "serviceAccounts": {"namespaces": ["{namespace}"]},
         },
         "users": {
             "names": ["{namespace}.*"],
@@ -260,6 +261,9 @@ class Objects:
                         {"StringEquals": {"token.actions.githubusercontent.com:sub": "repo:x"}},
                         "arn:aws:iam::123456789012:oidc-provider/token.actions."
                         "githubusercontent.com"))),
+            Attempt("IRSA for the other tenant's ServiceAccount (spec.serviceAccounts)",
+                    "roles.serviceAccounts.namespaces", "a",
+                    role("a", "x-irsa-other", serviceAccounts=[{"namespace": b, "name": "api"}])),
             # managed policies
             Attempt("attach AdministratorAccess", "managedPolicies.denied", "a",
                     role("a", "x-admin", managedPolicies=[ADMIN])),

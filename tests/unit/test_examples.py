@@ -44,7 +44,9 @@ def load(name: str) -> dict[str, Any]:
 
 
 NAMESPACE_FILES = ["00-namespace.yaml", "00-platform-namespace.yaml"]
-RESOURCES = [name for name in FILES if name not in NAMESPACE_FILES]
+# Kubernetes objects the examples need besides namespaces: the IRSA role's ServiceAccount.
+KUBERNETES_FILES = [*NAMESPACE_FILES, "00-uploader-serviceaccount.yaml"]
+RESOURCES = [name for name in FILES if name not in KUBERNETES_FILES]
 NAMESPACES = {NAMESPACE, "platform"}  # the platform team publishes a boundary policy
 
 
@@ -66,6 +68,16 @@ def test_namespace_sorts_first() -> None:
     assert FILES[0] == "00-namespace.yaml"
     obj = load("00-namespace.yaml")
     assert (obj["apiVersion"], obj["kind"], obj["metadata"]["name"]) == ("v1", "Namespace", NAMESPACE)
+
+
+def test_the_irsa_roles_service_account_is_an_example_too() -> None:
+    """Applied before the role, unannotated: the operator writes eks.amazonaws.com/role-arn."""
+    account = load("00-uploader-serviceaccount.yaml")
+    role = load("irsa-role.yaml")
+    assert (account["kind"], account["metadata"]) == ("ServiceAccount",
+                                                     {"name": "uploader", "namespace": NAMESPACE})
+    assert role["spec"]["serviceAccounts"] == [{"name": account["metadata"]["name"]}]
+    assert role["metadata"]["namespace"] == account["metadata"]["namespace"]
 
 
 @pytest.mark.parametrize("name", RESOURCES)

@@ -702,7 +702,7 @@ def test_invalid_role_field(spec: dict[str, Any], expected: str) -> None:
 def test_role_without_trust_policy_is_an_error() -> None:
     obj = role_obj()
     del obj["spec"]["assumeRolePolicy"]
-    assert errors_of(parse_role, obj) == ["spec.assumeRolePolicy: required"]
+    assert errors_of(parse_role, obj) == ["spec.assumeRolePolicy: required (or spec.serviceAccounts)"]
 
 
 INVALID_USER = [
