@@ -169,6 +169,9 @@ class Kind(Protocol):
     name_field: str  # spec field holding the AWS name: "roleName"
     id_field: str  # status field holding AWS's id: "roleId"
     snapshot_key: str  # key of this kind's list in a `rolekeeper snapshot` file: "roles"
+    # CloudTrail request parameters whose value names this kind's entity ("roleName"; an ...Arn
+    # parameter by its ARN): an IAM event carrying one triggers a check (core/cloudtrail.py).
+    cloudtrail_keys: frozenset[str]
 
     def parse(self, obj: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Desired: ...
     def view(self, desired: Desired) -> EntityView: ...
@@ -211,7 +214,10 @@ class Kind(Protocol):
 
 class KindDefaults:
     """What a kind without AWS-only refinements inherits: nothing to refine, no orphans to clean
-    up, no answer to tolerate, no usage facts (a role has its own of all four)."""
+    up, no answer to tolerate, no usage facts (a role has its own of all four); no CloudTrail
+    parameter names its entities (no event-driven checks)."""
+
+    cloudtrail_keys: frozenset[str] = frozenset()
 
     def refine(
         self, iam: IAMClient, desired: Desired, actions: tuple[Action, ...]

@@ -132,6 +132,9 @@ class PolicyKind(base.KindDefaults):
     name_field = "policyName"
     id_field = "policyId"
     snapshot_key = "policies"
+    # Not policyName: in PutRolePolicy and its kin that names an inline policy. (CreatePolicy
+    # names only policyName; a policy created by hand under a managed name waits for the sweep.)
+    cloudtrail_keys = frozenset({"policyArn"})
 
     # --- parse ---------------------------------------------------------------------------------
 

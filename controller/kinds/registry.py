@@ -19,6 +19,12 @@ KINDS: Mapping[str, Kind] = {k.name: k for k in (role.KIND, user.KIND, policy.KI
 KIND_NAMES = tuple(KINDS)
 # The kind that managedPolicyRefs and permissionsBoundaryRef name.
 REFERENCED: Kind = policy.KIND
+# CloudTrail request parameter -> the kinds whose entities it names (`Kind.cloudtrail_keys`):
+# what an IAM event must be checked against (core/cloudtrail.py, operator/events.py).
+CLOUDTRAIL_KEYS: Mapping[str, tuple[str, ...]] = {
+    key: tuple(k.name for k in KINDS.values() if key in k.cloudtrail_keys)
+    for key in sorted({key for k in KINDS.values() for key in k.cloudtrail_keys})
+}
 
 
 def get(name: str) -> Kind:

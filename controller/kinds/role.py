@@ -101,6 +101,9 @@ class RoleKind:
     name_field = "roleName"
     id_field = "roleId"
     snapshot_key = "roles"
+    # instanceProfileName too: the profile a role keeps has the role's name, so an event on a
+    # profile of that name (deleted, another role added, tags) is a check of the role.
+    cloudtrail_keys = frozenset({"roleName", "instanceProfileName"})
 
     # --- parse ---------------------------------------------------------------------------------
 

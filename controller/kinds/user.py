@@ -85,6 +85,8 @@ class UserKind(base.KindDefaults):
     name_field = "userName"
     id_field = "userId"
     snapshot_key = "users"
+    # Group membership, access keys and login profiles are named by userName too.
+    cloudtrail_keys = frozenset({"userName"})
 
     def parse(self, obj: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Desired:
         """Parse and validate a whole IAMUser object (metadata + spec); raises SpecError."""
