@@ -62,6 +62,48 @@ SNAPSHOT_AGE = Gauge(
     registry=REGISTRY,
 )
 
+# Event-driven drift (docs/drift.md): CloudTrail's IAM events read from SQS.
+EVENTS_RECEIVED = Counter(
+    "rolekeeper_drift_events_received_total",
+    "Messages received from the events queue (--events-queue-url), redeliveries included.",
+    registry=REGISTRY,
+)
+EVENTS = Counter(
+    "rolekeeper_drift_events_total",
+    "Messages handled, by outcome: matched (a check of a managed entity was requested), "
+    "ignored_own (a call by the operator's own identity), ignored_unmanaged (no managed entity "
+    "touched, or a read), ignored_failed (the call failed: nothing changed), unparseable (not a "
+    "readable IAM CloudTrail event).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+EVENTS_DEAD_LETTERED = Counter(
+    "rolekeeper_drift_events_dead_lettered_total",
+    "Unparseable messages forwarded to --events-dead-letter-queue-url (then deleted).",
+    registry=REGISTRY,
+)
+EVENT_ERRORS = Counter(
+    "rolekeeper_drift_event_errors_total",
+    "Failures of the events consumer by stage: receive, delete, dead_letter (SQS calls; "
+    "polling backs off, a message not deleted comes back) and check (requesting a check "
+    "failed; the message is left to come back).",
+    ["stage"],
+    registry=REGISTRY,
+)
+EVENT_CHECKS = Counter(
+    "rolekeeper_drift_event_checks_total",
+    "Checks of managed objects requested by events, by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+EVENT_DELAY = Histogram(
+    "rolekeeper_drift_event_delay_seconds",
+    "Seconds from a matched message's arrival in the queue (SentTimestamp) to its checks being "
+    "requested.",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+    registry=REGISTRY,
+)
+
 OUT_OF_SYNC = Gauge(
     "rolekeeper_out_of_sync_objects",
     "Observe-only objects (managementPolicy: Observe) whose AWS entity differs from the spec or "
