@@ -38,6 +38,12 @@ def _conv_ratio(r: Result, key: str) -> float | None:
     return _ratio(r["convergence"]["seconds"], r["baseline"][key])
 
 
+def _cpu(by_process: Mapping[str, float] | None) -> str:
+    if not by_process:
+        return "n/a"
+    return ", ".join(f"{name.split(' ')[0]} {seconds:.1f}" for name, seconds in by_process.items())
+
+
 def _apply_ratio(r: Result) -> float | None:
     return _ratio(r["convergence"]["apply_seconds"], r.get("apply_alone_s"))
 
@@ -74,6 +80,10 @@ def rows(results: Result) -> list[Row]:
             lambda n, r, m: _fmt(r["convergence"]["apply_seconds"], 1)),
         Row("`kubectl apply` of the same objects with no operator running, s",
             lambda n, r, m: _fmt(r.get("apply_alone_s"), 1)),
+        Row("  CPU seconds meanwhile, by process (2 cores)",
+            lambda n, r, m: _cpu(r.get("apply_alone_cpu_s"))),
+        Row("  CPU seconds while converging, by process (2 cores)",
+            lambda n, r, m: _cpu(r["convergence"].get("cpu_by_process_s"))),
         Row("ratio `kubectl apply` with the operator / with none",
             lambda n, r, m: _fmt(_apply_ratio(r), 2, "x"), "≤ 1.5x",
             lambda n, r, m: (x := _apply_ratio(r)) is not None and x <= 1.5),

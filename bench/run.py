@@ -25,6 +25,7 @@ import contextlib
 import json
 import math
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -223,7 +224,7 @@ def measure_size(rig: Rig, size: int) -> dict[str, Any]:
     out: dict[str, Any] = {"baseline": measure_baseline(rig, size)}
     rig.server.reset()
     names = workload.role_names(f"bench-op-{size}", size)
-    out["apply_alone_s"] = measure_apply_alone(rig, size, names)
+    out["apply_alone_s"], out["apply_alone_cpu_s"] = measure_apply_alone(rig, size, names)
     namespace = rig.plane.create_namespace(f"bench-{size}")
     rig.op_proxy.reset_counts()
     with running_operator(rig, namespace, DEFAULT_DRIFT_INTERVAL) as (operator, pid):
@@ -321,10 +322,12 @@ def measure_baseline(rig: Rig, size: int) -> dict[str, Any]:
             "calls": calls, "calls_per_role": sum(calls.values()) / (2 * size)}
 
 
-def measure_apply_alone(rig: Rig, size: int, names: list[str]) -> float:
+def measure_apply_alone(rig: Rig, size: int, names: list[str]) -> tuple[float, dict[str, float]]:
     """The Kubernetes side alone: the same `kubectl apply` into a namespace no operator watches
-    (the objects stay there, inert). The floor under the operator's convergence time."""
+    (the objects stay there, inert). The floor under the operator's convergence time; with the
+    CPU seconds each process spent meanwhile."""
     namespace = rig.plane.create_namespace(f"bench-apply-only-{size}")
+    before = cpu_by_process(rig)
     started = time.monotonic()
     rig.plane.kubectl(
         "apply", "--server-side", "--field-manager=bench", "-f", "-",
@@ -332,7 +335,28 @@ def measure_apply_alone(rig: Rig, size: int, names: list[str]) -> float:
     )
     seconds = time.monotonic() - started
     rig.say(f"N={size}: kubectl apply with no operator running: {seconds:.1f} s")
-    return round(seconds, 2)
+    return round(seconds, 2), cpu_delta(cpu_by_process(rig), before)
+
+
+def cpu_by_process(rig: Rig, operator_pid: int | None = None) -> dict[str, float]:
+    """CPU seconds so far of every process on this machine's two cores that takes part: where
+    the time goes when the control plane, AWS's stand-in and the operator share them."""
+    own, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
+                                                         resource.RUSAGE_CHILDREN))
+    found = {
+        "kube-apiserver": proc.usage(rig.plane.apiserver.pid or 0).cpu_seconds,
+        "etcd": proc.usage(rig.plane.etcd.pid or 0).cpu_seconds,
+        "moto": proc.usage(rig.server.process.pid).cpu_seconds,
+        "bench (AWS proxies, polling)": own.ru_utime + own.ru_stime,
+        "kubectl": children.ru_utime + children.ru_stime,
+    }
+    if operator_pid is not None:
+        found["operator"] = proc.usage(operator_pid).cpu_seconds
+    return found
+
+
+def cpu_delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    return {name: round(after[name] - before.get(name, 0.0), 2) for name in after}
 
 
 def measure_convergence(
@@ -341,6 +365,7 @@ def measure_convergence(
     rig.op_proxy.reset_counts()
     writes_before = rig.api.writes()
     before = proc.usage(pid)
+    cpu_before = cpu_by_process(rig, pid)
     # Coarser polling for big lists: each poll costs the shared CPUs a full list on the server.
     every = 0.25 if size <= 100 else 1.0
     timeout = 120 + size * 0.6
@@ -350,6 +375,7 @@ def measure_convergence(
             workload.manifest(names, namespace), namespace, timeout, every
         )
     after = proc.usage(pid)
+    cpu = cpu_delta(cpu_by_process(rig, pid), cpu_before)
     calls = dict(rig.op_proxy.calls)
     # AWS calls per second of the window: shows whether AWS or Kubernetes paced the operator.
     per_second = Counter(int(t - started) for t, _ in list(rig.op_proxy.timeline))
@@ -373,6 +399,8 @@ def measure_convergence(
         # kubectl apply's own creates are in the API server's count; the operator's are the rest.
         "k8s_operator_writes_per_object": round((sum(writes.values()) - size) / size, 2),
         "cpu_s": round(after.cpu_seconds - before.cpu_seconds, 2),
+        # Every process's CPU seconds in the window: two cores give 2 x seconds at most.
+        "cpu_by_process_s": cpu,
         "peak_mib": round(after.peak_mib, 1),
         "peak_sockets": sockets.peak,
         # Each full re-read of a role lists its attached policies exactly once.

@@ -63,9 +63,11 @@ class KopfSettings:
     event_posters: int = 16
     """Concurrent Kubernetes Event posts (Kopf's default is one per object: 1,000 objects
     created at once opened ~330 TLS connections to the API server)."""
+    object_idle_timeout: float = 1.0
+    """Seconds an object's Kopf worker lingers after its last event (Kopf waits 5 s)."""
     api_connections: int = 32
-    """Connections to the Kubernetes API server at most (Kopf's default is unlimited: one per
-    object being handled during a burst). Watches hold one each; at least 16 are kept."""
+    """Kubernetes API requests in flight at most, watches not counted (Kopf's default is
+    unlimited: one connection per object being handled during a burst)."""
     event_idle_timeout: float = 0.1
     """Seconds an Event poster waits for more before it frees its slot (Kopf waits 1 s)."""
     watch_server_timeout: int = 270

@@ -352,6 +352,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # Only our own explicit change events and warnings become Kubernetes Events.
     settings.posting.level = logging.WARNING
     settings.execution.max_workers = tuning.workers
+    # An object's Kopf worker (its task, queue and context) is freed this soon after its last
+    # event, not 5 s later. (Not Kopf's worker_limit: with indices, the first workers wait for
+    # every object to be indexed, which a full pool then never lets happen: measured deadlock.)
+    settings.queueing.idle_timeout = tuning.object_idle_timeout
     # Kopf posts each object's Events from its own worker, unbounded by default: 1,000 objects
     # created at once opened ~330 TLS connections to the API server (+~55 MiB RSS, handshake
     # CPU). Events are not on the way to Ready, so a few posters are enough, provided a worker

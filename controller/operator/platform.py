@@ -92,10 +92,25 @@ def _object(
     return {namespace or "": (str(body["kind"]), str(meta.creation_timestamp or ""), uid)}
 
 
+# What the drift checks never read, and which can be most of an object's size: the field
+# managers' record of every field (server-side apply), and kubectl's copy of the whole object.
+UNREAD_METADATA = ("managedFields",)
+UNREAD_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+
+
 def _body(body: kopf.Body, uid: str, **_: Any) -> dict[str, kopf.Body]:
-    """The latest body of every object by uid, for the drift sweep (it runs outside handlers).
-    The Body Kopf made for this event, not a copy: it lives until the next event replaces it."""
-    return {uid: body}
+    """The latest body of every object by uid, for the drift sweep (it runs outside handlers),
+    without what the checks never read (shallow copies: spec and status are shared with
+    Kopf's own, not copied). Measured at N = 1,000 in docs/performance.md."""
+    raw = dict(body)
+    metadata = {k: v for k, v in (raw.get("metadata") or {}).items() if k not in UNREAD_METADATA}
+    annotations = metadata.get("annotations")
+    if annotations and any(key in annotations for key in UNREAD_ANNOTATIONS):
+        metadata["annotations"] = {
+            k: v for k, v in annotations.items() if k not in UNREAD_ANNOTATIONS
+        }
+    raw["metadata"] = metadata
+    return {uid: kopf.Body(cast(kopf.RawBody, raw))}
 
 
 def body(indices: Mapping[str, Any], uid: str) -> kopf.Body | None:
