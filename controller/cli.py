@@ -184,6 +184,32 @@ def _add_run(sub: SubParsers) -> None:
         action="store_true",
         help="failurePolicy: Fail (default Ignore: the operator re-checks every object anyway)",
     )
+    events = run_parser.add_argument_group(
+        "event-driven drift",
+        "check an entity as soon as CloudTrail reports a change to it (docs/drift.md)",
+    )
+    events.add_argument(
+        "--events-queue-url",
+        type=_queue_url,
+        default=DEFAULTS.events.queue_url,
+        metavar="URL",
+        help="the SQS queue an EventBridge rule fills with IAM's CloudTrail events "
+        "(default: none, the drift sweep alone)",
+    )
+    events.add_argument(
+        "--events-dead-letter-queue-url",
+        type=_queue_url,
+        default=DEFAULTS.events.dead_letter_url,
+        metavar="URL",
+        help="forward unreadable messages there, then delete them (default: leave them to the "
+        "queue's redrive policy)",
+    )
+    events.add_argument(
+        "--events-region",
+        default=DEFAULTS.events.region,
+        metavar="REGION",
+        help="the queue's region (default: from the queue URL, else us-east-1)",
+    )
     run_parser.add_argument("--log-format", choices=("text", "json"), default="text")
     run_parser.add_argument("-v", "--verbose", action="store_true")
     run_parser.add_argument("--debug", action="store_true")
@@ -277,6 +303,9 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.events_dead_letter_queue_url and not args.events_queue_url:
+        print("error: --events-dead-letter-queue-url needs --events-queue-url", file=sys.stderr)
+        return 2
     limit_malloc_arenas()
     # Imported here so `rolekeeper crds`/`plan` start fast and never load the operator.
     import kopf  # noqa: PLC0415
@@ -296,6 +325,11 @@ def run(args: argparse.Namespace) -> int:
         metrics.serve(args.metrics_port, args.metrics_address)
     config = rk_settings.Settings(
         drift=rk_settings.DriftSettings(interval=args.drift_interval),
+        events=rk_settings.EventSettings(
+            queue_url=args.events_queue_url,
+            dead_letter_url=args.events_dead_letter_queue_url,
+            region=args.events_region,
+        ),
         aws=rk_settings.AWSSettings(
             principal_window=args.principal_window,
             max_calls_per_second=args.aws_max_calls_per_second,
@@ -943,6 +977,20 @@ def _add_aws_policy(sub: SubParsers) -> None:
         metavar="PATH",
         help="IAMAccount manifests: grant sts:AssumeRole on exactly their roleArn",
     )
+    parser.add_argument(
+        "--events-queue-url",
+        type=_queue_url,
+        default="",
+        metavar="URL",
+        help="grant receiving and deleting IAM events from this SQS queue (docs/drift.md)",
+    )
+    parser.add_argument(
+        "--events-dead-letter-queue-url",
+        type=_queue_url,
+        default="",
+        metavar="URL",
+        help="grant forwarding unreadable events to this SQS queue",
+    )
 
 
 def aws_policy_command(args: argparse.Namespace) -> int:
@@ -976,6 +1024,12 @@ def aws_policy_command(args: argparse.Namespace) -> int:
         account_id=args.account_id,
         cluster_id=args.cluster_id,
         assume_roles=roles,
+        event_queues=[awspolicy.queue_arn(args.events_queue_url, args.partition)]
+        if args.events_queue_url
+        else [],
+        dead_letter_queues=[awspolicy.queue_arn(args.events_dead_letter_queue_url, args.partition)]
+        if args.events_dead_letter_queue_url
+        else [],
     )
     for problem in awspolicy.problems(document, partition=args.partition):
         print(f"warning: {problem}", file=sys.stderr)

@@ -19,6 +19,29 @@ class DriftSettings:
 
 
 @dataclass(frozen=True)
+class EventSettings:
+    """Event-driven drift (docs/drift.md): CloudTrail's IAM events, sent by an EventBridge rule
+    to an SQS queue, make the operator check a touched entity at once. Off unless `queue_url`."""
+
+    queue_url: str = ""
+    """The SQS queue the EventBridge rule writes to ("" = no events: the sweep alone)."""
+    dead_letter_url: str = ""
+    """Where a message that is not a readable IAM event is forwarded (then deleted), with the
+    reason as a message attribute. "" = left in the queue, whose redrive policy moves it to its
+    dead-letter queue after maxReceiveCount receives (no sqs:SendMessage needed)."""
+    wait_seconds: int = 20
+    """Long-poll wait of each ReceiveMessage (0-20): an idle queue costs one call per this many
+    seconds, and a message is received as soon as it arrives."""
+    max_messages: int = 10
+    """Messages per ReceiveMessage (1-10, SQS's maximum)."""
+    region: str = ""
+    """The queue's region; "" takes it from the queue URL (sqs.<region>.amazonaws.com), else
+    us-east-1, where IAM's events are delivered."""
+    max_backoff: float = 60.0
+    """Longest wait between polls after SQS errors (doubling from 1 s, jittered)."""
+
+
+@dataclass(frozen=True)
 class AWSSettings:
     """How Rolekeeper talks to AWS."""
 
@@ -51,7 +74,6 @@ class AWSSettings:
     call_burst: int = 20
     """Calls a quiet operator may make at once before the budget's rate applies (the bucket's
     size): a few objects' reconciles, or a 2,000-entity snapshot's pages, without waiting."""
-
 
 
 @dataclass(frozen=True)
@@ -138,6 +160,7 @@ class Settings:
     """Everything `rolekeeper run` can be told."""
 
     drift: DriftSettings = field(default_factory=DriftSettings)
+    events: EventSettings = field(default_factory=EventSettings)
     aws: AWSSettings = field(default_factory=AWSSettings)
     kopf: KopfSettings = field(default_factory=KopfSettings)
     limits: Limits = DEFAULT_LIMITS

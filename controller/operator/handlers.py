@@ -60,6 +60,7 @@ from controller.engine.sweep import RESAMPLE_EVERY, Sweeper
 from controller.kinds import registry, snapshot
 from controller.kinds.base import Desired, Entity, ObjectRef
 from controller.kinds.registry import GROUP, VERSION
+from controller.operator import events as cloudtrail_events
 from controller.operator import kube, login, metrics, platform
 from controller.operator import secrets as access_keys
 from controller.operator import serviceaccounts as service_accounts
@@ -394,10 +395,24 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         accounts=aws_accounts.from_environment(config.aws),
     )
     log.info("connected to AWS account %s (%s)", clients.account_id, clients.partition)
+    if config.events.queue_url:  # event-driven drift (docs/drift.md)
+        rt: Runtime = memo.runtime
+        memo.events = await cloudtrail_events.start(
+            config.events,
+            rt.request_check,
+            # Who the operator is in each account: its own identity, each IAMAccount's role.
+            lambda: [rt.clients.caller_arn, *(c.caller_arn for c in rt.account_clients.values())],
+            # Not before the drift queue runs (the first handler starts it): a message taken
+            # earlier would find no object to check.
+            active=lambda: rt.drift is not None,
+        )
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    consumer: cloudtrail_events.Consumer | None = getattr(memo, "events", None)
+    if consumer is not None:
+        await consumer.stop()
     runtime: Runtime | None = getattr(memo, "runtime", None)
     if runtime is not None:
         if runtime.drift is not None:

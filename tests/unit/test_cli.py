@@ -37,3 +37,19 @@ def test_run_documents_its_flags(flag: str, capsys: pytest.CaptureFixture[str]) 
         main(["run", "--help"])
     assert exit_info.value.code == 0
     assert flag in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("url", ["foo", "sqs.us-east-1.amazonaws.com/123456789012/q",
+                                 "https://sqs.us-east-1.amazonaws.com/q", "ftp://host/1/q"])
+def test_run_refuses_what_is_not_a_queue_url(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--events-queue-url", url])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "expected an SQS queue URL" in err and "Traceback" not in err
+
+
+def test_run_needs_the_queue_for_a_dead_letter_queue(capsys: pytest.CaptureFixture[str]) -> None:
+    dlq = "https://sqs.us-east-1.amazonaws.com/123456789012/rolekeeper-iam-events-dlq"
+    assert main(["run", "--events-dead-letter-queue-url", dlq]) == 2
+    assert "needs --events-queue-url" in capsys.readouterr().err
