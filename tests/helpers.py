@@ -242,8 +242,10 @@ def status_object(
 
 def _edge_case(case: str, kind: str) -> tuple[dict[str, Any], Verdict | None]:
     """The object each row of docs/status.md's edge-case table describes, and its verdict."""
-    if case == "no-status":
-        return status_object(kind, None, generation=1), None
+    if case == "no-status":  # as served: the CRD's default, nothing written yet
+        obj = status_object(kind, None, generation=1)
+        obj["status"] = {"observedGeneration": 0}
+        return obj, None
     if case == "stale-generation":
         synced = _verdict(kind, Reason.SYNCED)
         return status_object(kind, synced, generation=2, observed=1), synced

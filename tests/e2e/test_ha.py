@@ -159,6 +159,7 @@ def test_equal_priorities_pause_both_replicas(
 
         assert [r.iam_calls() for r in replicas] == [[], []]
         assert all(r.paused() for r in replicas)
-        assert "status" not in kube.get(crds, ns, "iamrole", "nobody")
+        # Only the CRD's default (observedGeneration 0): no replica wrote anything.
+        assert kube.get(crds, ns, "iamrole", "nobody")["status"] == {"observedGeneration": 0}
     finally:
         stop_replicas(replicas)
