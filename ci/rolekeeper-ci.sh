@@ -118,6 +118,9 @@ plan() {
   for item in ${RK_GUARDRAILS:-}; do args+=(--guardrails "$item"); done
   for item in ${RK_ACCOUNTS:-}; do args+=(--accounts "$item"); done
   if [ -n "${RK_CLUSTER_ID:-}" ]; then args+=(--cluster-id "$RK_CLUSTER_ID"); fi
+  # The operator's own --oidc-issuer and --ignore-tags, so the plan is what it will do.
+  if [ -n "${RK_OIDC_ISSUER:-}" ]; then args+=(--oidc-issuer "$RK_OIDC_ISSUER"); fi
+  if [ -n "${RK_IGNORE_TAGS:-}" ]; then args+=(--ignore-tags "$RK_IGNORE_TAGS"); fi
   mkdir -p "$RK_OUT"
   if [ -n "${RK_WEB_IDENTITY_TOKEN:-}" ]; then
     # A CI ID token (GitLab id_tokens) handed to boto3 as a web identity token file: private,

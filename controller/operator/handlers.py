@@ -150,10 +150,11 @@ class Runtime:
 
     def request_check(self, account_id: str, kind: str, aws_name: str, why: str) -> int:
         """Queue an immediate check of the managed objects of `kind` named `aws_name` in AWS
-        account `account_id` (a CloudTrail event said it changed); how many were queued."""
+        account `account_id` (a CloudTrail event said it changed); how many there are (0: not
+        managed here). One already queued moves to the front, and counts."""
         if self.drift is None:
             return 0
-        queued = 0
+        matched = 0
         accounts = [("", self.sweeper), *self.sweepers.items()]
         for key, sweeper in accounts:
             clients = self.account_clients.get(key) if key else self.clients
@@ -162,8 +163,9 @@ class Runtime:
             for uid, desired in list(sweeper.managed.items()):
                 if desired.ref.kind == kind and desired.aws_name == aws_name:
                     log.info("%s: %s; checking now", desired.ref.owner, why)
-                    queued += int(self.drift.request(uid, Why.EVENT))
-        return queued
+                    self.drift.request(uid, Why.EVENT)
+                    matched += 1
+        return matched
 
     def sweeper_for(self, uid: str, key: str) -> Sweeper:
         """The Sweeper of account `key`, with `uid` routed to it (and out of any other)."""

@@ -77,14 +77,16 @@ def _valid_sarif(path: Path) -> dict[str, Any]:
 def test_github_action_plans_comments_lints_and_passes(
     account: moto.MotoServer, tmp_path: Path
 ) -> None:
-    workspace = _repository(tmp_path / "workspace")
+    # With the IRSA example too: the operator's issuer comes in through the `oidc-issuer` input.
+    irsa = (ROOT / "examples" / "irsa-role.yaml").read_text()
+    workspace = _repository(tmp_path / "workspace", {"irsa-role.yaml": irsa})
     temp = tmp_path / "runner-temp"
     temp.mkdir()
     with forge.running() as api:
         env = cirun.clean_env({**account.env, "GITHUB_REPOSITORY": "acme/iam",
                                "GITHUB_API_URL": api.github_url})  # fmt: skip
         run = cirun.run_action(
-            {"paths": "deploy/iam/"},
+            {"paths": "deploy/iam/", "oidc-issuer": ISSUER},
             github={"token": api.token, "event": {"pull_request": {"number": 7}}},
             env=env,
             workspace=workspace,
@@ -99,8 +101,11 @@ def test_github_action_plans_comments_lints_and_passes(
     plan = Path(run.steps["plan"]["file"]).read_text()
     assert plan.startswith("<!-- rolekeeper-plan -->\n")
     assert "invalid</code>" not in plan
-    for obj in CREATES:
+    for obj in CREATES | {"IAMRole <b>team-a/uploader</b>"}:
         assert f"<code>+ create</code> {obj}" in plan, obj
+    # The IRSA trust the operator will write, from the issuer the input named.
+    assert f"{ISSUER.removeprefix('https://')}:sub" in plan
+    assert "system:serviceaccount:team-a:uploader" in plan
     assert "**CreateRole** `RoleName=team-a-web-ec2`" in plan
     assert [c["body"] for c in comments] == [plan]
     assert plan in (temp / "step-summary.md").read_text()
@@ -122,6 +127,7 @@ def test_github_action_plans_comments_lints_and_passes(
     assert api.token not in run.log()
 
 
+ISSUER = "https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE"
 RISKY = (ROOT / "tests" / "unit" / "data" / "risky-role.yaml").read_text()
 
 
