@@ -7,6 +7,8 @@
 #        RK_ENVTEST_CACHE (~/.cache/rolekeeper/envtest)
 # Progress goes to stderr so callers can take the directory from stdout.
 set -euo pipefail
+# shellcheck source=hack/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 K8S_VERSION=${RK_K8S_VERSION:-v1.34.4}
 ETCD_VERSION=${RK_ETCD_VERSION:-v3.6.16}
@@ -24,23 +26,6 @@ cache_complete() {
   for b in "${BINARIES[@]}"; do [[ -x "$DEST/$b" ]] || return 1; done
 }
 
-# The checksum database may be unreachable in sandboxes; the proxy still serves the modules,
-# so retry once without it rather than failing the whole build. stdout passes through.
-go_sumdb_fallback() {
-  local err rc=0
-  err=$(mktemp)
-  "$@" 2>"$err" || rc=$?
-  cat "$err" >&2
-  if ((rc != 0)) && [[ "${GOSUMDB:-}" != off ]] \
-    && grep -qiE 'sum\.golang\.org|verifying|checksum database|GOSUMDB' "$err"; then
-    log "checksum database unreachable; retrying with GOSUMDB=off"
-    export GOSUMDB=off
-    rc=0
-    "$@" || rc=$?
-  fi
-  rm -f "$err"
-  return "$rc"
-}
 
 # Staging modules (k8s.io/api, ...) are replaced by ./staging paths in k8s.io/kubernetes's own
 # go.mod, which a dependent module cannot use; point each at its published v0.Y.Z instead.
@@ -117,31 +102,8 @@ build_etcd() {
 }
 
 main() {
-  if cache_complete; then
-    log "cache complete: $DEST"
-    echo "$DEST"
-    return
-  fi
-  if ! command -v go >/dev/null; then
-    # Locally the e2e tier then skips with a hint; CI must never silently lose it.
-    log "no Go toolchain on PATH: cannot build; set KUBEBUILDER_ASSETS or install Go"
-    [[ "${CI:-}" == true ]] && exit 2
-    exit 0
-  fi
-  mkdir -p "$CACHE_ROOT"
-  # A second concurrent build waits here, then finds the cache complete.
-  exec 9>"$CACHE_ROOT/.${K8S_VERSION#v}.lock"
-  if ! flock -n 9; then
-    log "another build holds $CACHE_ROOT/.${K8S_VERSION#v}.lock; waiting"
-    flock 9
-  fi
-  if cache_complete; then
-    log "cache completed by another build: $DEST"
-    echo "$DEST"
-    return
-  fi
-  # Never let a newer toolchain be downloaded behind our back.
-  export GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:-} -buildvcs=false"
+  cached_or_locked "${K8S_VERSION#v}" "$DEST" \
+    "cannot build; set KUBEBUILDER_ASSETS or install Go" && return
   local work start
   # Global, because the EXIT trap runs after main's locals are gone.
   WORK_DIR=$(mktemp -d "$CACHE_ROOT/.build-XXXXXX")

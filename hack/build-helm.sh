@@ -7,6 +7,8 @@
 # Progress goes to stderr so callers can take the path from stdout. Modelled on
 # hack/build-envtest.sh (same cache layout, lock, checksum-database fallback).
 set -euo pipefail
+# shellcheck source=hack/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 HELM_VERSION=${RK_HELM_VERSION:-v3.22.0}
 CACHE_ROOT=${RK_HELM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rolekeeper/helm}
@@ -21,23 +23,6 @@ cache_complete() {
   [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT_STAMP" && -x "$DEST/helm" ]]
 }
 
-# The checksum database may be unreachable in sandboxes; the proxy still serves the modules,
-# so retry once without it rather than failing the whole build. stdout passes through.
-go_sumdb_fallback() {
-  local err rc=0
-  err=$(mktemp)
-  "$@" 2>"$err" || rc=$?
-  cat "$err" >&2
-  if ((rc != 0)) && [[ "${GOSUMDB:-}" != off ]] \
-    && grep -qiE 'sum\.golang\.org|verifying|checksum database|GOSUMDB' "$err"; then
-    log "checksum database unreachable; retrying with GOSUMDB=off"
-    export GOSUMDB=off
-    rc=0
-    "$@" || rc=$?
-  fi
-  rm -f "$err"
-  return "$rc"
-}
 
 # What helm's own Makefile stamps in: its version, and the Kubernetes version `helm lint` and
 # `helm template` assume (.Capabilities.KubeVersion) — client-go v0.Y.Z means Kubernetes 1.Y.
@@ -58,31 +43,8 @@ helm_ldflags() {
 }
 
 main() {
-  if cache_complete; then
-    log "cache complete: $DEST"
-    echo "$DEST/helm"
-    return
-  fi
-  if ! command -v go >/dev/null; then
-    # Locally the chart's e2e tests then skip with a hint; CI must never silently lose them.
-    log "no Go toolchain on PATH: cannot build helm; set RK_HELM or install Go"
-    [[ "${CI:-}" == true ]] && exit 2
-    exit 0
-  fi
-  mkdir -p "$CACHE_ROOT"
-  # A second concurrent build waits here, then finds the cache complete.
-  exec 9>"$CACHE_ROOT/.${HELM_VERSION#v}.lock"
-  if ! flock -n 9; then
-    log "another build holds $CACHE_ROOT/.${HELM_VERSION#v}.lock; waiting"
-    flock 9
-  fi
-  if cache_complete; then
-    log "cache completed by another build: $DEST"
-    echo "$DEST/helm"
-    return
-  fi
-  # Never let a newer toolchain be downloaded behind our back.
-  export GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:-} -buildvcs=false"
+  cached_or_locked "${HELM_VERSION#v}" "$DEST/helm" \
+    "cannot build helm; set RK_HELM or install Go" && return
   local start ldflags
   # Global, because the EXIT trap runs after main's locals are gone.
   WORK_DIR=$(mktemp -d "$CACHE_ROOT/.build-XXXXXX")

@@ -7,6 +7,8 @@
 # The cli-utils version is the one hack/kstatus/go.mod requires; the cache key also covers the
 # sources, so an edit to main.go or go.sum rebuilds. Progress goes to stderr.
 set -euo pipefail
+# shellcheck source=hack/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 SRC=$(cd "$(dirname "$0")/kstatus" && pwd)
 VERSION=$(sed -n 's/^[[:space:]]*sigs\.k8s\.io\/cli-utils \(v[^[:space:]]*\).*/\1/p' "$SRC/go.mod")
@@ -23,49 +25,11 @@ cache_complete() {
   [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT_STAMP" && -x "$BINARY" ]]
 }
 
-# The checksum database may be unreachable in sandboxes; the proxy still serves the modules and
-# go.sum pins their hashes, so retry once without it rather than failing the build.
-go_sumdb_fallback() {
-  local err rc=0
-  err=$(mktemp)
-  "$@" 2>"$err" || rc=$?
-  cat "$err" >&2
-  if ((rc != 0)) && [[ "${GOSUMDB:-}" != off ]] \
-    && grep -qiE 'sum\.golang\.org|verifying|checksum database|GOSUMDB' "$err"; then
-    log "checksum database unreachable; retrying with GOSUMDB=off"
-    export GOSUMDB=off
-    rc=0
-    "$@" || rc=$?
-  fi
-  rm -f "$err"
-  return "$rc"
-}
 
 main() {
-  if cache_complete; then
-    log "cache complete: $DEST"
-    echo "$BINARY"
-    return
-  fi
-  if ! command -v go >/dev/null; then
-    log "no Go toolchain on PATH: cannot build the kstatus checker; install Go"
-    [[ "${CI:-}" == true ]] && exit 2
-    exit 0
-  fi
-  mkdir -p "$CACHE_ROOT"
-  # A second concurrent build waits here, then finds the cache complete.
-  exec 9>"$CACHE_ROOT/.${VERSION#v}.lock"
-  if ! flock -n 9; then
-    log "another build holds $CACHE_ROOT/.${VERSION#v}.lock; waiting"
-    flock 9
-  fi
-  if cache_complete; then
-    log "cache completed by another build: $DEST"
-    echo "$BINARY"
-    return
-  fi
-  # Never let a newer toolchain be downloaded behind our back; go.sum is authoritative.
-  export GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:-} -buildvcs=false -mod=readonly"
+  cached_or_locked "${VERSION#v}" "$BINARY" \
+    "cannot build the kstatus checker; install Go" && return
+  export GOFLAGS="$GOFLAGS -mod=readonly"  # go.sum is authoritative
   local start=$SECONDS
   WORK_DIR=$(mktemp -d "$CACHE_ROOT/.build-XXXXXX")  # global: the EXIT trap outlives main
   trap 'rc=$?; rm -rf "$WORK_DIR"; exit "$rc"' EXIT
