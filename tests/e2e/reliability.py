@@ -28,7 +28,7 @@ from tests.harness.awsproxy import AwsProxy
 from tests.harness.envtest import Cluster
 from tests.harness.moto import MotoServer
 from tests.harness.operator import Operator
-from tests.harness.util import until
+from tests.harness.util import most_in_window, until
 from tests.helpers import DYNAMO_READ, EC2_TRUST, S3_READ, SQS_READ, manifest
 
 FULL = os.environ.get("RK_RELIABILITY_FULL") == "1"
@@ -205,13 +205,7 @@ def iam_error(code: str, message: str, status: int = 400) -> tuple[int, str]:
 
 def peak_rate(requests: list[Request], window: float = 1.0) -> int:
     """The most requests seen in any `window`-second sliding window."""
-    times = sorted(r.at for r in requests)
-    best, start = 0, 0
-    for end, t in enumerate(times):
-        while times[start] < t - window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
+    return most_in_window([r.at for r in requests], window)
 
 
 # --- objects -----------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from tests.e2e.conftest import Aws
 from tests.harness import kube
 from tests.harness.envtest import Cluster
 from tests.harness.moto import ACCOUNT_ID
+from tests.harness.util import most_in_window
 
 pytestmark = pytest.mark.e2e
 
@@ -41,16 +42,6 @@ def sample(text: str, name: str, **labels: str) -> float | None:
             if all(have.get(k) == v for k, v in labels.items()):
                 return float(match[3])
     return None
-
-
-def most_in_window(times: list[float], window: float) -> int:
-    times = sorted(times)
-    best, start = 0, 0
-    for end, t in enumerate(times):
-        while times[start] < t - window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 def test_a_healthy_object_goes_ready_through_a_storm_of_broken_ones(

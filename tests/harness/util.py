@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -44,3 +44,14 @@ def until(
             described = what() if callable(what) else what
             raise Timeout(f"timed out after {timeout:g}s waiting for {described} (last: {last!r})")
         time.sleep(min(every, left))
+
+
+def most_in_window(times: Iterable[float], window: float) -> int:
+    """The most of `times` (seconds) that fall in any `window`-second sliding window."""
+    ordered = sorted(times)
+    best, start = 0, 0
+    for end, moment in enumerate(ordered):
+        while ordered[start] < moment - window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
