@@ -25,6 +25,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from controller.engine.sweep import RESAMPLE_EVERY, Sweeper
+from controller.operator import memory
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,7 @@ class Drift:
                 counts[Why.RETRY] += int(self.request(uid, Why.RETRY))
         log.debug("sweep of account %r: %s", key or "own",
                   ", ".join(f"{n} {why.name.lower()}" for why, n in counts.items()))  # fmt: skip
+        memory.trim()  # the snapshot's pages, and those of any burst since the last sweep
 
     async def _work(self) -> None:
         while True:
