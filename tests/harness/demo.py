@@ -132,6 +132,29 @@ def guardrail_step(kube: Cluster, iam: Any) -> None:
     kube.kubectl("delete", "-f", str(WORK / "guardrail.yaml"))
 
 
+def pod_identity_step(kube: Cluster, iam: Any) -> None:
+    """IRSA from spec.serviceAccounts: the trust the operator wrote, and the ServiceAccount's
+    annotation; and the one Event that lists what creating a role took."""
+    step("Pods get a role: IAMRole uploader lists ServiceAccount team-a/uploader (IRSA)")
+    account = json.loads(kube.kubectl("get", "serviceaccount", "uploader", "-n", "team-a",
+                                      "-o", "json").stdout)
+    annotation = account["metadata"].get("annotations", {}).get("eks.amazonaws.com/role-arn")
+    show(f"ServiceAccount team-a/uploader: eks.amazonaws.com/role-arn={annotation}")
+    trust = iam.get_role(RoleName="team-a-uploader")["Role"]["AssumeRolePolicyDocument"]
+    for statement in trust["Statement"]:
+        if statement.get("Sid") == "RolekeeperIRSA":
+            show(f"trust written by the operator: {statement['Action']} from "
+                 f"{statement['Principal']['Federated']}")
+            show(f"  when {json.dumps(statement['Condition']['StringEquals'])}")
+    if not annotation or not annotation.endswith(":role/team-a-uploader"):
+        raise SystemExit("demo failed: the uploader ServiceAccount has no role annotation")
+    step("What creating web-ec2 took, in its one Event: kubectl get events")
+    show(kube.kubectl("get", "events", "-n", "team-a", "--field-selector",
+                      "involvedObject.name=web-ec2,reason=Created",
+                      "-o", "custom-columns=REASON:.reason,FROM:.source.component,"
+                      "MESSAGE:.message").stdout)
+
+
 def secret_key_id(kube: Cluster) -> str:
     """The access key id the CI user's Secret holds (an id, not the secret)."""
     encoded = kube.kubectl("get", "secret", "ci-deployer-aws-credentials", "-n", "team-a",
@@ -183,6 +206,7 @@ def main() -> int:
             show("team-a-thumbnailer's boundary, referenced by name (managed by platform):")
             boundary = iam.get_role(RoleName="team-a-thumbnailer")["Role"]["PermissionsBoundary"]
             show(f"  {boundary['PermissionsBoundaryArn']}")
+            pod_identity_step(kube, iam)
 
             step(f"Someone edits {ROLE} in the console: detaches S3 read, trusts a foreign account")
             show("before: " + role_state(iam))
