@@ -468,9 +468,15 @@ def uids(cluster: Cluster, namespace: str) -> dict[str, str]:
 @contextlib.contextmanager
 def operator(kubeconfig: Path, aws_env: Mapping[str, str], namespace: str,
              drift_interval: float = 600.0, extra_args: Iterable[str] = ()) -> Iterator[Operator]:
-    """A private `rolekeeper run` for one namespace; its log tail is printed if the test fails."""
+    """A private `rolekeeper run` for one namespace; its log tail is printed if the test fails.
+    Without the account's IAM call budget unless `extra_args` set one: these scenarios measure
+    what faults do (docs/reliability.md's figures), and the budget, which would pace them at 10
+    calls/s, has tests of its own (tests/*/test_budget.py)."""
+    args = list(extra_args)
+    if "--aws-max-calls-per-second" not in args:
+        args += ["--aws-max-calls-per-second", "0"]
     op = Operator(kubeconfig, aws_env, namespaces=[namespace], drift_interval=drift_interval,
-                  extra_args=list(extra_args))
+                  extra_args=args)
     op.start()
     try:
         yield op
