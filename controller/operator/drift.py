@@ -119,7 +119,11 @@ class Drift:
             self.sweeps += 1
         refresh = self.sweeps % RESAMPLE_EVERY == 0
         for uid in list(sweeper.managed):
-            why = self._judge(key, uid, sweeper)
+            try:
+                why = self._judge(key, uid, sweeper)
+            except Exception:  # one object the judge cannot read must not stop the sweep
+                log.exception("drift sweep could not judge %s; checking it", uid)
+                why = Why.RETRY
             if why is None and refresh:
                 why = Why.REFRESH
             if why is not None:

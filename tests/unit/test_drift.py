@@ -44,6 +44,8 @@ class Rig:
         return sweeper
 
     def judge(self, key: str, uid: str, sweeper: Sweeper) -> Why | None:
+        if uid == "unreadable":
+            raise ValueError("a judge that fails on one object")
         return self.verdicts.get(uid)
 
     async def check(self, uid: str, why: Why) -> None:
@@ -138,6 +140,20 @@ def test_every_tenth_sweep_refreshes_objects_in_sync() -> None:
     asyncio.run(main())
     assert rig.snapshots == RESAMPLE_EVERY
     assert rig.checked == [("fine", Why.REFRESH)]
+
+
+def test_an_object_the_judge_cannot_read_is_checked_and_the_sweep_goes_on() -> None:
+    rig = Rig({"drifted": Why.DRIFT})
+
+    async def main() -> None:
+        sweeper = rig.sweeper(["unreadable", "drifted"])
+        rig.drift.watch("", sweeper)
+        await rig.drift._sweep_once("", sweeper)
+        await rig.drain()
+        await rig.drift.stop()
+
+    asyncio.run(main())
+    assert rig.checked == [("drifted", Why.DRIFT), ("unreadable", Why.RETRY)]
 
 
 def test_a_failing_check_does_not_stop_the_queue() -> None:
