@@ -56,12 +56,15 @@ class Drift:
         check: Check,
         judge: Judge,
         unplaced: Unplaced,
+        active: Callable[[], bool] = lambda: True,
     ) -> None:
         self._interval = interval
         self._workers = workers
         self._check = check
         self._judge = judge
         self._unplaced = unplaced
+        # False while Kopf's peering has paused this replica: no sweep, no check (its peer works).
+        self._active = active
         self._queue: asyncio.PriorityQueue[tuple[int, int, str]] = asyncio.PriorityQueue()
         self._queued: dict[str, Why] = {}
         self._order = itertools.count()
@@ -104,6 +107,8 @@ class Drift:
             # The next tick is one interval after this one started, however long this one takes
             # (never a burst of catching up after a slow snapshot).
             due = max(due + self._interval, time.monotonic())
+            if not self._active():
+                continue
             try:
                 await self._sweep_once(key, sweeper)
             except asyncio.CancelledError:
@@ -141,6 +146,8 @@ class Drift:
             if self._queued.get(uid) != rank:
                 continue  # a stale entry: the object was queued again sooner, or checked
             del self._queued[uid]
+            if not self._active():
+                continue  # paused meanwhile: the active replica checks it
             try:
                 await self._check(uid, Why(rank))
             except asyncio.CancelledError:

@@ -61,10 +61,11 @@ from controller.kinds import registry, snapshot
 from controller.kinds.base import Desired, Entity, ObjectRef
 from controller.kinds.registry import GROUP, VERSION
 from controller.operator import events as cloudtrail_events
-from controller.operator import kube, login, metrics, platform
+from controller.operator import kube, login, metrics, peering, platform
 from controller.operator import secrets as access_keys
 from controller.operator import serviceaccounts as service_accounts
 from controller.operator.drift import Drift, Why
+from controller.operator.peering import PeeringState
 from controller.settings import Settings
 
 # Chosen once, never to change: renaming them would orphan finalizers and progress on upgrade.
@@ -130,6 +131,8 @@ class Runtime:
     drift: Drift | None = None
     indices: Mapping[str, Any] = field(default_factory=dict)
     unplaced: set[str] = field(default_factory=set)
+    # Kopf's peering verdict: work outside handlers (sweeps, events) stops while it pauses us.
+    peering: PeeringState = field(default_factory=PeeringState)
 
     def begin(self, indices: Mapping[str, Any]) -> None:
         """Start the drift sweeps, once, from a handler: their tasks inherit Kopf's context
@@ -143,6 +146,7 @@ class Runtime:
             functools.partial(check, self),
             functools.partial(needs_check, self),
             lambda: set(self.unplaced),
+            active=lambda: not self.peering.paused,
         )
         self.drift.watch("", self.sweeper)
         for key, sweeper in self.sweepers.items():
@@ -395,6 +399,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         executor=executor,
         sweeper=sweeper,
         accounts=aws_accounts.from_environment(config.aws),
+        peering=peering.follow(),
     )
     log.info("connected to AWS account %s (%s)", clients.account_id, clients.partition)
     if config.events.queue_url:  # event-driven drift (docs/drift.md)
@@ -406,7 +411,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             lambda: [rt.clients.caller_arn, *(c.caller_arn for c in rt.account_clients.values())],
             # Not before the drift queue runs (the first handler starts it): a message taken
             # earlier would find no object to check.
-            active=lambda: rt.drift is not None,
+            active=lambda: rt.drift is not None and not rt.peering.paused,
         )
 
 

@@ -67,7 +67,8 @@ def peered(crds: Cluster) -> str:
     return ns
 
 
-def start_replicas(crds: Cluster, aws: Aws, ns: str, priorities: tuple[str, str]) -> list[Replica]:
+def start_replicas(crds: Cluster, aws: Aws, ns: str, priorities: tuple[str, str],
+                   start: bool = True) -> list[Replica]:
     # The Deployment's arguments, scoped to one namespace so the session operator is not met.
     args = [a for a in deployment_args(crds) if a != "--all-namespaces"]
     replicas = []
@@ -79,7 +80,7 @@ def start_replicas(crds: Cluster, aws: Aws, ns: str, priorities: tuple[str, str]
                       extra_env={"POD_ID": name})  # Kopf's peer identity, as in the Deployment
         op.argv.remove("--standalone")
         replicas.append(Replica(name, op, proxy))
-    for replica in replicas:
+    for replica in replicas if start else ():
         replica.operator.start()
     return replicas
 
@@ -163,3 +164,36 @@ def test_equal_priorities_pause_both_replicas(
         assert kube.get(crds, ns, "iamrole", "nobody")["status"] == {"observedGeneration": 0}
     finally:
         stop_replicas(replicas)
+
+
+def test_a_replica_paused_by_a_newcomer_stops_its_sweeps(
+    crds: Cluster, aws: Aws, peered: str
+) -> None:
+    """The sweeps and their checks run outside Kopf's handlers, so Kopf's pause does not stop
+    them by itself: a replica that was working, then paused for a peer of higher priority, must
+    leave drift to that peer (operator/peering.py)."""
+    ns = peered
+    low, high = start_replicas(crds, aws, ns, ("10", "20"), start=False)
+    try:
+        low.operator.start()
+        until(lambda: not low.paused() and "Resuming operations" in low.log(), 30,
+              "the first replica working")
+        name = f"rk-{secrets.token_hex(4)}-pause"
+        kube.apply(crds, ns, role("paused", name))
+        kube.wait_ready(crds, ns, "iamrole", "paused")
+        time.sleep(DRIFT_INTERVAL * 1.5)  # its drift sweep has started
+        high.operator.start()
+        until(low.paused, 30, f"{low.name} pausing for {high.name}")
+        until(lambda: "Resuming operations" in high.log(), 30, f"{high.name} working")
+        paused_at = time.monotonic() + 1.0  # a check already running may finish
+        time.sleep(1.0)
+        iam = aws.console()
+        iam.detach_role_policy(RoleName=name, PolicyArn=S3_READ)
+        until(lambda: iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"],
+              DRIFT_INTERVAL * 3 + 10, "drift reverted by the replica now working")
+        time.sleep(DRIFT_INTERVAL * 2)
+        assert [a for t, a in low.iam_calls() if t > paused_at] == [], low.proxy.timeline
+        assert "AttachRolePolicy" in [a for t, a in high.iam_calls() if t > paused_at]
+    finally:
+        stop_replicas([low, high])
+

@@ -185,3 +185,22 @@ def test_sweeps_tick_each_interval_and_stop_ends_them() -> None:
     asyncio.run(main())
     assert 3 <= rig.snapshots <= 9
     assert rig.checked and all(c == ("drifted", Why.DRIFT) for c in rig.checked)
+
+
+def test_a_paused_replica_neither_sweeps_nor_checks() -> None:
+    rig = Rig({"drifted": Why.DRIFT})
+    active = {"now": False}
+    rig.drift = Drift(0.05, 1, rig.check, rig.judge, set, active=lambda: active["now"])
+
+    async def main() -> None:
+        rig.drift.watch("", rig.sweeper(["drifted"]))
+        rig.drift.request("queued-before-the-pause", Why.EVENT)
+        await asyncio.sleep(0.3)
+        assert rig.snapshots == 0 and rig.checked == []
+        active["now"] = True  # resumed: the next tick sweeps again
+        await asyncio.sleep(0.2)
+        await rig.drift.stop()
+
+    asyncio.run(main())
+    assert rig.snapshots >= 1
+    assert ("drifted", Why.DRIFT) in rig.checked
