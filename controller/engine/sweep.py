@@ -69,10 +69,8 @@ class Sweeper:
         """(True, observed-or-None) from this interval's snapshot, or (False, None) when the
         caller should read the entity itself (per-entity mode is cheaper)."""
         self.managed[uid] = desired
-        snapshot = await self._current()
-        if snapshot is None:
-            return False, None
-        return True, snapshot.find(desired)
+        await self._current()
+        return self.find(desired)
 
     async def refresh(self) -> AccountSnapshot | None:
         """This interval's snapshot, taken now (the sweep's tick), or None in per-entity mode."""

@@ -54,6 +54,7 @@ from controller.core.findings import (
 )
 from controller.core.status import Reason, Verdict
 from controller.engine import references
+from controller.engine.gate import Gate
 from controller.engine.reconcile import Outcome, Verb, finalize, observe_and_decide, reconcile
 from controller.engine.references import KnownToExist
 from controller.engine.sweep import RESAMPLE_EVERY, Sweeper
@@ -161,7 +162,7 @@ class Runtime:
         matched = 0
         accounts = [("", self.sweeper), *self.sweepers.items()]
         for key, sweeper in accounts:
-            clients = self.account_clients.get(key) if key else self.clients
+            clients = self.clients_for(key)
             if clients is None or clients.account_id != account_id:
                 continue
             for uid, desired in list(sweeper.managed.items()):
@@ -170,6 +171,10 @@ class Runtime:
                     self.drift.request(uid, Why.EVENT)
                     matched += 1
         return matched
+
+    def clients_for(self, key: str) -> aws.Clients | None:
+        """The clients of account `key` ("" the operator's own; None: not assumed yet)."""
+        return self.account_clients.get(key) if key else self.clients
 
     def sweeper_for(self, uid: str, key: str) -> Sweeper:
         """The Sweeper of account `key`, with `uid` routed to it (and out of any other)."""
@@ -510,13 +515,10 @@ def needs_check(rt: Runtime, key: str, uid: str, sweeper: Sweeper) -> Why | None
     if body is None or desired is None:
         sweeper.forget(uid)  # deleted: its finalizer ran, or it vanished while we were away
         return None
-    state = body.get("status") or {}
-    if body.metadata.deletion_timestamp or state.get("observedGeneration") != body.meta.get(
-        "generation"
-    ):
+    state = body.status
+    if not _settled(body):
         return None  # a spec change or a delete is being handled; it reconciles anyway
-    ready = _ready(state)
-    if ready is None or ready[0] != Reason.SYNCED:
+    if not _synced(state):
         return Why.RETRY  # not in sync: retried each interval (what it waits for may be back)
     if desired.access_key is not None:
         return Why.REFRESH  # its key's rotation and grace period run on the clock
@@ -529,21 +531,11 @@ def needs_check(rt: Runtime, key: str, uid: str, sweeper: Sweeper) -> Why | None
         return Why.RETRY  # per-entity mode: the check reads its own entity
     if sweeper.predates_reconcile(uid):
         return None  # taken before this object's own reconcile finished: shows nothing newer
-    resolved, missing = references.resolve(
-        desired, lambda ref: platform.policy_arn(rt.indices, ref, desired.ref.namespace)
-    )
-    if missing or desired.observe_only:
+    resolved, missing = _resolve(rt.indices, desired)
+    clients = rt.clients_for(key)
+    if missing or desired.observe_only or clients is None:
         return Why.RETRY
-    clients = rt.account_clients.get(key) if key else rt.clients
-    if clients is None:
-        return Why.RETRY
-    gate = platform.gate(
-        rt.indices,
-        resolved,
-        account_id=clients.account_id,
-        caller_arn=clients.caller_arn,
-        created=str(body.metadata.creation_timestamp or ""),
-    )
+    gate = _gate(rt.indices, body, resolved, clients)
     kind = registry.of(desired)
     decision, _ = observe_and_decide(
         kind,
@@ -567,9 +559,9 @@ def needs_check(rt: Runtime, key: str, uid: str, sweeper: Sweeper) -> Why | None
 
 
 async def check(rt: Runtime, uid: str, why: Why) -> None:
-    """One object's drift check outside Kopf's handlers (queued by a sweep or an event): the
-    reconcile a drift timer made, with the account snapshot as its first observation, and the
-    status it writes patched directly (Kopf's watch then sees no change to handle)."""
+    """One object's drift check outside Kopf's handlers (queued by a sweep or an event): a
+    reconcile with the account snapshot as its first observation, and the status it writes
+    patched directly (Kopf's watch then sees no change to handle)."""
     patch = kopf.Patch()
     async with rt.lock(uid):
         # Read under the lock: a spec change handled meanwhile is in the index before its
@@ -579,11 +571,9 @@ async def check(rt: Runtime, uid: str, why: Why) -> None:
         if body is None:
             return
         state = body.status
-        if body.metadata.deletion_timestamp or state.get("observedGeneration") != body.meta.get(
-            "generation"
-        ):
+        if not _settled(body):
             return  # a spec change or a delete is being handled; it reconciles anyway
-        in_sync = (_ready(state) or ("", ""))[0] == Reason.SYNCED
+        in_sync = _synced(state)
         try:
             prepared = await _prepare(rt, body, state, patch, "drift", rt.indices)
             if prepared is None:
@@ -722,10 +712,7 @@ async def _reconcile(
     kind = desired.ref.kind
     # The reason of the one Event that lists what this reconcile changes in AWS.
     applying = "DriftReverted" if drift else "Updated" if status.get("arn") else "Created"
-    namespace = desired.ref.namespace
-    desired, missing = references.resolve(
-        desired, lambda ref: platform.policy_arn(indices or {}, ref, namespace)
-    )
+    desired, missing = _resolve(indices or {}, desired)
     if missing:
         # Nothing is applied until every referenced IAMPolicy is Ready (never half the
         # policies); retried soon, not at the next drift interval, and on its own timeline.
@@ -735,13 +722,7 @@ async def _reconcile(
         _write_status(rt, body, status, patch, Verdict(False, Reason.DEPENDENCY_NOT_READY, message))
         metrics.RECONCILES.labels(kind=kind, trigger=trigger, result="dependencynotready").inc()
         raise kopf.TemporaryError(message, delay=_backoff(retry, DEPENDENCY_RETRY_CEILING))
-    gate = platform.gate(
-        indices or {},
-        desired,
-        account_id=clients.account_id,
-        caller_arn=clients.caller_arn,
-        created=str(body.metadata.creation_timestamp or ""),
-    )
+    gate = _gate(indices or {}, body, desired, clients)
     key_status = None
     accounts = None  # status.serviceAccounts (operator/serviceaccounts.py)
     with metrics.RECONCILE_SECONDS.labels(kind=kind, trigger=trigger).time():
@@ -1043,6 +1024,38 @@ def _write_status(
 def _ready(current: Mapping[str, Any]) -> tuple[str, str] | None:
     found = status.condition(current, "Ready")
     return None if found is None else (str(found.get("reason")), str(found.get("message")))
+
+
+def _synced(current: Mapping[str, Any]) -> bool:
+    """Whether the last verdict was Ready=True Synced (not an error, not observe-only)."""
+    ready = _ready(current)
+    return ready is not None and ready[0] == Reason.SYNCED
+
+
+def _settled(body: kopf.Body) -> bool:
+    """Neither being deleted nor holding a spec change not handled yet (either reconciles
+    anyway, in Kopf's handlers)."""
+    observed = (body.get("status") or {}).get("observedGeneration")
+    return not body.metadata.deletion_timestamp and observed == body.meta.get("generation")
+
+
+def _resolve(indices: Mapping[str, Any], desired: Desired) -> tuple[Desired, list[str]]:
+    """`desired` with its IAMPolicy references as ARNs, and what cannot be resolved yet."""
+    namespace = desired.ref.namespace
+    return references.resolve(desired, lambda ref: platform.policy_arn(indices, ref, namespace))
+
+
+def _gate(
+    indices: Mapping[str, Any], body: kopf.Body, desired: Desired, clients: aws.Clients
+) -> Gate:
+    """The guardrails and facts that judge `desired` in the account of `clients`."""
+    return platform.gate(
+        indices,
+        desired,
+        account_id=clients.account_id,
+        caller_arn=clients.caller_arn,
+        created=str(body.metadata.creation_timestamp or ""),
+    )
 
 
 def _post_applied(body: kopf.Body, applied: tuple[Action, ...], reason: str) -> None:
