@@ -29,7 +29,7 @@ def rss():
             return int(line.split()[1]) / 1024
     return 0.0
 
-from controller.cli import limit_malloc_arenas
+from controller.operator.memory import limit_malloc_arenas
 limit_malloc_arenas()
 import kopf, boto3
 from controller.operator import handlers

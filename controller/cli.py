@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import datetime
 import json
 import logging
@@ -286,28 +285,14 @@ def _queue_url(value: str) -> str:
     return value  # "" (the default): no queue
 
 
-def limit_malloc_arenas(arenas: int = 2) -> bool:
-    """Cap glibc's malloc arenas before any thread starts.
-
-    glibc gives each thread that allocates concurrently an arena of its own (up to 8 per core);
-    the boto3 worker threads then keep freed memory spread over many arenas. Two arenas cut the
-    operator's resident memory at 1,000 objects by about 20 MiB (docs/performance.md) at no
-    measurable cost. Same as MALLOC_ARENA_MAX=2; a no-op where libc is not glibc.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    m_arena_max = -8  # from glibc's malloc.h
-    return bool(libc.mallopt(m_arena_max, arenas))
-
-
 def run(args: argparse.Namespace) -> int:
     if args.events_dead_letter_queue_url and not args.events_queue_url:
         print("error: --events-dead-letter-queue-url needs --events-queue-url", file=sys.stderr)
         return 2
-    limit_malloc_arenas()
     # Imported here so `rolekeeper crds`/`plan` start fast and never load the operator.
+    from controller.operator import memory  # noqa: PLC0415
+
+    memory.limit_malloc_arenas()  # before any thread starts
     import kopf  # noqa: PLC0415
 
     from controller import settings as rk_settings  # noqa: PLC0415
