@@ -22,6 +22,7 @@ import itertools
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from controller.engine.sweep import RESAMPLE_EVERY, Sweeper
@@ -69,7 +70,7 @@ class Drift:
         self._queued: dict[str, Why] = {}
         self._order = itertools.count()
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self.sweeps = 0  # completed sweeps, all accounts (tests and metrics)
+        self._sweeps: Counter[str] = Counter()  # sweeps that read their account, by account
 
     def watch(self, key: str, sweeper: Sweeper) -> None:
         """Start account `key`'s sweep loop (once), and the workers with the first account.
@@ -121,8 +122,9 @@ class Drift:
         counts = {why: 0 for why in Why}
         if sweeper.managed:  # an account with nothing (left) to manage is not read at all
             await sweeper.refresh()
-            self.sweeps += 1
-        refresh = self.sweeps % RESAMPLE_EVERY == 0
+            self._sweeps[key] += 1
+        # Counted per account: one count for all would skip some accounts' turns for good.
+        refresh = self._sweeps[key] % RESAMPLE_EVERY == 0
         for uid in list(sweeper.managed):
             try:
                 why = self._judge(key, uid, sweeper)

@@ -156,6 +156,22 @@ def test_an_object_the_judge_cannot_read_is_checked_and_the_sweep_goes_on() -> N
     assert rig.checked == [("drifted", Why.DRIFT), ("unreadable", Why.RETRY)]
 
 
+def test_every_account_gets_its_tenth_sweep_refresh_however_sweeps_interleave() -> None:
+    rig = Rig({})
+
+    async def main() -> None:
+        mine, theirs = rig.sweeper(["mine"]), rig.sweeper(["theirs"])
+        rig.drift.watch("", mine)
+        for _ in range(RESAMPLE_EVERY):  # the two accounts' sweeps alternate
+            await rig.drift._sweep_once("", mine)
+            await rig.drift._sweep_once("acct-b", theirs)
+            await rig.drain()
+        await rig.drift.stop()
+
+    asyncio.run(main())
+    assert sorted(rig.checked) == [("mine", Why.REFRESH), ("theirs", Why.REFRESH)]
+
+
 def test_a_failing_check_does_not_stop_the_queue() -> None:
     rig = Rig({})
 
